@@ -1,0 +1,1 @@
+"""music-analytics: Dagster + dbt on DuckDB, from raw listening data to daily marts."""

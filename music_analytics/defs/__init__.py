@@ -1,0 +1,1 @@
+"""Dagster objects only, one folder per domain; `music_analytics.definitions` assembles them."""

@@ -1,0 +1,73 @@
+"""The raw layer of the warehouse: its tables and the one place that writes rows into them.
+
+Ingestion never scatters SQL across assets: it calls these functions with an open DuckDB
+connection (from the Dagster resource, a test, or the CLI), so moving the raw layer to another
+engine means changing this module only.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+RAW_SCHEMA = "raw"
+
+RAW_TABLES_DDL = (
+    f"create schema if not exists {RAW_SCHEMA}",
+    f"""
+    create table if not exists {RAW_SCHEMA}.stream_events (
+        stream_id varchar not null,
+        user_id varchar not null,
+        track_id varchar not null,
+        artist_id varchar not null,
+        album_id varchar not null,
+        genre varchar not null,
+        stream_start_time timestamp not null,   -- UTC
+        stream_date date not null,              -- UTC day of stream_start_time
+        stream_duration_seconds integer not null,
+        completed integer not null,             -- 0 or 1
+        device_type varchar not null,
+        country varchar not null,
+        -- lineage
+        source_file varchar not null,
+        line_number bigint not null,
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.stream_events_quarantine (
+        source_file varchar not null,
+        line_number bigint not null,
+        line varchar not null,                  -- verbatim
+        error_column varchar not null,
+        error varchar not null,
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.event_file_loads (
+        load_id varchar primary key,
+        source_file varchar not null,
+        content_sha256 varchar not null unique, -- of the decompressed bytes
+        size_bytes bigint not null,
+        mtime_ns bigint not null,
+        lines bigint not null,
+        rows_loaded bigint not null,
+        rows_quarantined bigint not null,
+        days_touched date[] not null,
+        loaded_at timestamp not null
+    )
+    """,
+)
+
+
+def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw schema and tables when missing; safe to call on every run."""
+    for statement in RAW_TABLES_DDL:
+        conn.execute(statement)
+
+
+def table_row_count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
+    """Rows in a fully qualified table (used for materialization metadata)."""
+    return conn.execute(f"select count(*) from {table}").fetchone()[0]
