@@ -1,0 +1,81 @@
+{{ config(unique_key='stream_date') }}
+
+with
+
+-- the partition's days plus the 7 before them, for the trailing and week-over-week measures
+streams as (
+
+    select * from {{ ref('fct_streams') }}
+    where {{ partition_window('stream_date', lookback_days=7) }}
+
+),
+
+daily as (
+
+    select
+        stream_date,
+        genre,
+        country,
+        count(*) as stream_count,
+        count(distinct user_id) as unique_listeners,
+        sum(duration_seconds) as total_listening_seconds,
+        sum(case when is_completed then 1 else 0 end) as completed_streams
+    from streams
+    group by stream_date, genre, country
+
+),
+
+trailing_7d as (
+
+    select
+        today.stream_date,
+        today.genre,
+        today.country,
+        sum(earlier.stream_count) as streams_7d
+    from daily as today
+    inner join daily as earlier
+        on earlier.genre = today.genre
+        and earlier.country = today.country
+        and earlier.stream_date
+            between cast({{ dbt.dateadd('day', -6, 'today.stream_date') }} as date)
+            and today.stream_date
+    group by today.stream_date, today.genre, today.country
+
+),
+
+final as (
+
+    select
+        -- grain
+        today.stream_date,
+        today.genre,
+        today.country,
+
+        -- the day
+        today.stream_count,
+        today.unique_listeners,
+        today.total_listening_seconds,
+        today.completed_streams,
+        cast(today.stream_count as double)
+            / sum(today.stream_count) over (partition by today.stream_date, today.country)
+            as share_of_day_streams,
+
+        -- trends: days without streams count as zero; no row a week earlier gives NULL
+        trailing_7d.streams_7d / 7.0 as streams_7d_avg,
+        cast(today.stream_count - week_ago.stream_count as double)
+            / week_ago.stream_count as streams_wow_change
+
+    from daily as today
+    inner join trailing_7d
+        on trailing_7d.stream_date = today.stream_date
+        and trailing_7d.genre = today.genre
+        and trailing_7d.country = today.country
+    left join daily as week_ago
+        on week_ago.genre = today.genre
+        and week_ago.country = today.country
+        and week_ago.stream_date = cast({{ dbt.dateadd('day', -7, 'today.stream_date') }} as date)
+    where {{ partition_window('today.stream_date') }}
+
+)
+
+select * from final

@@ -1,0 +1,28 @@
+{#-
+    Per day, the mart's sum of `column_name` equals the number of rows of fct_streams: no
+    stream lost or counted twice between the fact and the mart. Limited to the partition
+    range being built when Dagster sets min_date/max_date.
+-#}
+{% test reconciles_with_fct_streams(model, column_name) %}
+with mart as (
+    select stream_date, sum({{ column_name }}) as mart_streams
+    from {{ model }}
+    where {{ partition_window('stream_date') }}
+    group by stream_date
+),
+
+fact as (
+    select stream_date, count(*) as fact_streams
+    from {{ ref('fct_streams') }}
+    where {{ partition_window('stream_date') }}
+    group by stream_date
+)
+
+select
+    coalesce(mart.stream_date, fact.stream_date) as stream_date,
+    mart.mart_streams,
+    fact.fact_streams
+from mart
+full outer join fact on mart.stream_date = fact.stream_date
+where mart.mart_streams is distinct from fact.fact_streams
+{% endtest %}

@@ -1,0 +1,7 @@
+{#- The columns together identify one row: the model's grain. -#}
+{% test unique_combination(model, columns) %}
+select {{ columns | join(', ') }}, count(*) as copies
+from {{ model }}
+group by {{ columns | join(', ') }}
+having count(*) > 1
+{% endtest %}

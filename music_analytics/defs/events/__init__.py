@@ -1,0 +1,1 @@
+"""Assets, checks and sensors for NDJSON stream-event files."""

@@ -1,0 +1,165 @@
+"""The raw stream-event tables, fed by files in landing/events/."""
+
+
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from music_analytics.defs.resources import DataFolders
+from music_analytics.lib.event_files import (
+    EventFileError,
+    FileLoadResult,
+    list_event_files,
+    load_event_file,
+)
+from music_analytics.lib.markdown import markdown_table
+from music_analytics.lib.warehouse import table_row_count
+
+RAW_EVENTS = dg.AssetKey(["raw", "stream_events"])
+RAW_EVENTS_QUARANTINE = dg.AssetKey(["raw", "stream_events_quarantine"])
+QUARANTINE_CHECK = "quarantine_rate_below_threshold"
+
+
+class EventFilesConfig(dg.Config):
+    """Which files an ingest run loads."""
+
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Event files to load; empty loads every file waiting in landing/events/.",
+    )
+
+
+def _files_table(results: list[FileLoadResult], failures: dict[str, str]) -> str:
+    rows = [
+        (Path(r.source_file).name, r.status, r.lines, r.rows_loaded, r.rows_quarantined,
+         f"{r.days_touched[0]}..{r.days_touched[-1]}" if r.days_touched else "")
+        for r in results
+    ]
+    rows += [(Path(f).name, f"failed: {why}", "", "", "", "") for f, why in failures.items()]
+    return markdown_table(["file", "status", "lines", "loaded", "quarantined", "days"], rows)
+
+
+def _preview(conn, sql: str, params: list) -> str:
+    cursor = conn.execute(sql, params)
+    return markdown_table([d[0] for d in cursor.description], cursor.fetchall())
+
+
+@dg.multi_asset(
+    name="stream_event_files",
+    specs=[
+        dg.AssetSpec(
+            RAW_EVENTS,
+            group_name="raw_events",
+            kinds={"duckdb"},
+            description=(
+                "Valid music-stream events from NDJSON files in landing/events/, with lineage "
+                "(file, line, load id, loaded_at). Append-only; a file already loaded is skipped."
+            ),
+        ),
+        dg.AssetSpec(
+            RAW_EVENTS_QUARANTINE,
+            group_name="raw_events",
+            kinds={"duckdb"},
+            description="Every invalid line of an event file, verbatim, with the column and reason.",
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            QUARANTINE_CHECK,
+            asset=RAW_EVENTS,
+            description="Warns when a run quarantines more than the configured share of lines.",
+        )
+    ],
+    pool="duckdb",
+)
+def stream_event_files(
+    context: dg.AssetExecutionContext,
+    config: EventFilesConfig,
+    warehouse: DuckDBResource,
+    folders: DataFolders,
+):
+    """Load event files into raw.stream_events and raw.stream_events_quarantine.
+
+    Each file is its own transaction; a file that cannot be read fails the run after the
+    others have loaded, so what loaded is recorded and what failed is named.
+    """
+    files = [Path(p) for p in config.paths] or list_event_files(folders.events_landing)
+    results: list[FileLoadResult] = []
+    failures: dict[str, str] = {}
+    with warehouse.get_connection() as conn:
+        for path in files:
+            try:
+                result = load_event_file(conn, path)
+            except EventFileError as exc:
+                context.log.error(str(exc))
+                failures[str(path)] = str(exc)
+                continue
+            results.append(result)
+            context.log.info(
+                f"{path.name}: {result.status}, {result.rows_loaded} rows loaded, "
+                f"{result.rows_quarantined} quarantined"
+                + (f" (same content as {result.duplicate_of})" if result.duplicate_of else "")
+            )
+        loaded = [r for r in results if r.status == "loaded"]
+        load_ids = [r.load_id for r in loaded]
+        events_total = table_row_count(conn, "raw.stream_events")
+        quarantine_total = table_row_count(conn, "raw.stream_events_quarantine")
+        preview = _preview(
+            conn,
+            "select stream_id, user_id, track_id, genre, country, stream_start_time, "
+            "stream_duration_seconds, completed from raw.stream_events "
+            "where load_id in (select unnest(?)) limit 10",
+            [load_ids],
+        )
+        quarantine_preview = _preview(
+            conn,
+            "select source_file, line_number, error_column, error from "
+            "raw.stream_events_quarantine where load_id in (select unnest(?)) limit 10",
+            [load_ids],
+        )
+
+    lines = sum(r.lines for r in loaded)
+    rows_loaded = sum(r.rows_loaded for r in loaded)
+    rows_quarantined = sum(r.rows_quarantined for r in loaded)
+    days = sorted({d for r in loaded for d in r.days_touched})
+    ratio = rows_quarantined / lines if lines else 0.0
+    files_md = _files_table(results, failures)
+    yield dg.MaterializeResult(
+        asset_key=RAW_EVENTS,
+        metadata={
+            "files": dg.MetadataValue.md(files_md),
+            "files_loaded": len(loaded),
+            "files_skipped_duplicate": len(results) - len(loaded),
+            "files_failed": len(failures),
+            "lines": lines,
+            "rows_loaded": rows_loaded,
+            "rows_quarantined": rows_quarantined,
+            "days_touched": dg.MetadataValue.json([d.isoformat() for d in days]),
+            "dagster/row_count": events_total,
+            "preview": dg.MetadataValue.md(preview),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=QUARANTINE_CHECK,
+                passed=ratio <= folders.quarantine_warn_ratio,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={"quarantined_ratio": ratio, "threshold": folders.quarantine_warn_ratio},
+            )
+        ],
+    )
+    yield dg.MaterializeResult(
+        asset_key=RAW_EVENTS_QUARANTINE,
+        metadata={
+            "rows_quarantined": rows_quarantined,
+            "dagster/row_count": quarantine_total,
+            "preview": dg.MetadataValue.md(quarantine_preview),
+        },
+    )
+    if failures:
+        raise dg.Failure(
+            description=f"{len(failures)} event file(s) could not be loaded: "
+            + "; ".join(failures.values()),
+            allow_retries=False,
+        )

@@ -1,0 +1,35 @@
+"""The daily schedule: yesterday's marts plus a look-back for late data."""
+
+
+from datetime import timedelta
+
+import dagster as dg
+
+from music_analytics.defs.orchestration.jobs import daily_marts_job
+from music_analytics.defs.partitions import partition_bounds, partition_range_tags
+from music_analytics.lib.settings import Settings
+
+_settings = Settings.from_env()
+
+
+@dg.schedule(
+    job=daily_marts_job,
+    cron_schedule=_settings.daily_cron,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description=(
+        "Rebuilds yesterday's mart partitions and the MUSIC_ANALYTICS_LOOKBACK_DAYS before it, "
+        "as one run (cron: MUSIC_ANALYTICS_DAILY_CRON, UTC)."
+    ),
+)
+def daily_marts_schedule(context: dg.ScheduleEvaluationContext):
+    """One run over [yesterday - look-back, yesterday], clipped to the partitions that exist."""
+    yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
+    first_partition, _ = partition_bounds(context.scheduled_execution_time)
+    first = max(yesterday - timedelta(days=_settings.lookback_days), first_partition)
+    if yesterday < first_partition:
+        return dg.SkipReason(f"no partition before {yesterday} exists yet")
+    return dg.RunRequest(
+        run_key=f"daily:{yesterday.isoformat()}",
+        tags=partition_range_tags(first, yesterday),
+    )
