@@ -1,6 +1,5 @@
 """The one Definitions object of the music_analytics code location."""
 
-
 import dagster as dg
 
 from music_analytics.defs.events.assets import stream_event_files

@@ -51,7 +51,9 @@ class RefreshSummary:
     days_outside_partitions: list[date] = field(default_factory=list)
 
 
-def _ingest(defs: dg.Definitions, instance: dg.DagsterInstance, summary: RefreshSummary) -> set[date]:
+def _ingest(
+    defs: dg.Definitions, instance: dg.DagsterInstance, summary: RefreshSummary
+) -> set[date]:
     result = defs.resolve_job_def("event_ingest_job").execute_in_process(
         instance=instance, raise_on_error=True
     )

@@ -1,6 +1,5 @@
 """The one `daily` partitions definition shared by raw data and marts (UTC days)."""
 
-
 from datetime import date, datetime, timedelta
 
 import dagster as dg

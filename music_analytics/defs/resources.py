@@ -3,7 +3,6 @@
 Nothing here holds a secret yet; when one arrives (API tokens) it is read with dg.EnvVar.
 """
 
-
 import shutil
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ dbt_project.prepare_if_dev()
 
 
 def dbt_executable() -> str:
-    """The dbt beside the running interpreter, so a console script works without an activated venv."""
+    """The dbt beside the running interpreter: console scripts run without an activated venv."""
     beside = Path(sys.executable).parent / "dbt"
     return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
 

@@ -1,1 +1,1 @@
-"""Plain Python, no Dagster: settings, the warehouse's raw layer, parsers, validation, sample data."""
+"""Plain Python, no Dagster: settings, the raw layer, parsers, validation, sample data."""

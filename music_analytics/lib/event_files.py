@@ -130,7 +130,9 @@ def load_event_file(
     try:
         # Outside the transaction: rows of a table created inside one get transaction-local
         # rowids, which would not start at 0.
-        conn.execute(f"create or replace temp table file_lines as select line from {_read_lines_sql(path)}")
+        conn.execute(
+            f"create or replace temp table file_lines as select line from {_read_lines_sql(path)}"
+        )
     except duckdb.Error as exc:
         raise EventFileError(f"cannot read event file {path}: {exc}") from exc
     conn.execute("begin transaction")
@@ -165,8 +167,18 @@ def load_event_file(
         lines = rows_loaded + rows_quarantined
         conn.execute(
             f"insert into {RAW_SCHEMA}.event_file_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [load_id, str(path), sha, stat.st_size, stat.st_mtime_ns, lines,
-             rows_loaded, rows_quarantined, days, loaded_at],
+            [
+                load_id,
+                str(path),
+                sha,
+                stat.st_size,
+                stat.st_mtime_ns,
+                lines,
+                rows_loaded,
+                rows_quarantined,
+                days,
+                loaded_at,
+            ],
         )
         conn.execute("commit")
     except duckdb.Error as exc:

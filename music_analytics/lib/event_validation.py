@@ -68,12 +68,11 @@ def _decoded_sql(name: str, kind: FieldKind) -> str:
             f"case when starts_with({raw}, '\"') then (case when contains({raw}, '\\') "
             f"then {raw} ->> '$' else substr({raw}, 2, length({raw}) - 2) end) end"
         )
+    # Cast the JSON text, not the JSON value: a JSON string "148" must not pass as a number.
+    number = f"try_cast(cast({raw} as varchar) as double)"
     if kind == "flag":
-        return (
-            f"case when {raw} = 'true' then 1.0 when {raw} = 'false' then 0.0 "
-            f"else try_cast({raw} as double) end"
-        )
-    return f"try_cast({raw} as double)"
+        return f"case when {raw} = 'true' then 1.0 when {raw} = 'false' then 0.0 else {number} end"
+    return number
 
 
 def _parsed_time_sql(value: str) -> str:
@@ -108,11 +107,14 @@ def _field_check(name: str, kind: FieldKind) -> tuple[str, str]:
             f"': expected YYYY-MM-DD HH:MM:SS (UTC) or ISO 8601 with an offset' end"
         )
     elif kind == "whole_number":
-        bad = f"{value} is null or {value} <> floor({value}) or {value} < 0 or {value} > {_INT32_MAX}"
+        bad = (
+            f"{value} is null or {value} <> floor({value}) or {value} < 0 or {value} > {_INT32_MAX}"
+        )
         msg = (
             f"case when {missing} then {missing_msg} when {value} is null then "
             f"'expected a whole number for {name}, got ' || {_json_kind(raw)} "
-            f"when {value} <> floor({value}) then '{name} is not a whole number: ' || left({raw}, 60) "
+            f"when {value} <> floor({value}) "
+            f"then '{name} is not a whole number: ' || left({raw}, 60) "
             f"when {value} < 0 then 'negative {name}: ' || left({raw}, 60) "
             f"else '{name} is too large: ' || left({raw}, 60) end"
         )
@@ -188,8 +190,8 @@ timed as (
 select
     line_number,
     line,
-    case {' '.join(error_column)} end as error_column,
-    case {' '.join(error)} end as error,
+    case {" ".join(error_column)} end as error_column,
+    case {" ".join(error)} end as error,
     {typed_sql}
 from timed
 """

@@ -1,6 +1,5 @@
 """The raw stream-event tables, fed by files in landing/events/."""
 
-
 from pathlib import Path
 
 import dagster as dg
@@ -33,8 +32,14 @@ class EventFilesConfig(dg.Config):
 
 def _files_table(results: list[FileLoadResult], failures: dict[str, str]) -> str:
     rows = [
-        (Path(r.source_file).name, r.status, r.lines, r.rows_loaded, r.rows_quarantined,
-         f"{r.days_touched[0]}..{r.days_touched[-1]}" if r.days_touched else "")
+        (
+            Path(r.source_file).name,
+            r.status,
+            r.lines,
+            r.rows_loaded,
+            r.rows_quarantined,
+            f"{r.days_touched[0]}..{r.days_touched[-1]}" if r.days_touched else "",
+        )
         for r in results
     ]
     rows += [(Path(f).name, f"failed: {why}", "", "", "", "") for f, why in failures.items()]
@@ -62,7 +67,9 @@ def _preview(conn, sql: str, params: list) -> str:
             RAW_EVENTS_QUARANTINE,
             group_name="raw_events",
             kinds={"duckdb"},
-            description="Every invalid line of an event file, verbatim, with the column and reason.",
+            description=(
+                "Every invalid line of an event file, verbatim, with the column and reason."
+            ),
         ),
     ],
     check_specs=[

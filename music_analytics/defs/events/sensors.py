@@ -1,6 +1,5 @@
 """The sensor that turns each new, fully written event file into one ingest run."""
 
-
 import json
 import time
 
@@ -41,9 +40,7 @@ def event_files_sensor(context: dg.SensorEvaluationContext, folders: DataFolders
             continue
         yield dg.RunRequest(
             run_key=f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}",
-            run_config=dg.RunConfig(
-                ops={"stream_event_files": {"config": {"paths": [str(path)]}}}
-            ),
+            run_config=dg.RunConfig(ops={"stream_event_files": {"config": {"paths": [str(path)]}}}),
             tags={"music_analytics/event_file": path.name},
         )
     context.update_cursor(json.dumps(seen))

@@ -1,6 +1,5 @@
 """Jobs over the daily marts."""
 
-
 import dagster as dg
 
 from music_analytics.defs.partitions import daily_partitions

@@ -1,6 +1,5 @@
 """The daily schedule: yesterday's marts plus a look-back for late data."""
 
-
 from datetime import timedelta
 
 import dagster as dg

@@ -1,6 +1,5 @@
 """Rebuilding exactly the mart partitions that newly loaded raw data touched."""
 
-
 from datetime import date
 
 import dagster as dg

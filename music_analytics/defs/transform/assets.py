@@ -1,6 +1,5 @@
 """Every dbt model as a daily-partitioned asset, dbt tests as asset checks."""
 
-
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -45,7 +44,7 @@ class MusicAnalyticsTranslator(DagsterDbtTranslator):
     name="dbt_daily_models",
 )
 def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Build the selected models and run their tests for the run's partition range, in one dbt call."""
+    """Build the selected models and their tests for the run's partition range, one dbt call."""
     dbt_vars = dbt_partition_vars(context.partition_time_window)
     context.log.info(f"dbt build for {dbt_vars['min_date']}..{dbt_vars['max_date']}")
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

@@ -1,0 +1,48 @@
+# The commands the README gives. Every target creates or updates .venv itself (uv + uv.lock).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# uv from PATH, else as a module of $(PYTHON) (installed with pip on first use).
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := $(PYTHON) -m uv
+endif
+MANIFEST := dbt_project/target/manifest.json
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: demo test dev bench lint manifest install clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+# Dagster loads the dbt project from its manifest; build it whenever a dbt file changes.
+$(MANIFEST): $(VENV)/.installed $(shell find dbt_project -name '*.sql' -o -name '*.yml' | grep -v target/)
+	cd dbt_project && ../$(BIN)/dbt parse --profiles-dir . --quiet
+	touch $@
+
+manifest: $(MANIFEST)
+
+demo: $(MANIFEST)
+	MUSIC_ANALYTICS_HOME=$${MUSIC_ANALYTICS_HOME:-$(CURDIR)/data/demo} $(BIN)/music-analytics demo
+
+test: $(MANIFEST)
+	$(BIN)/pytest
+
+dev: $(MANIFEST)
+	DAGSTER_HOME=$$($(BIN)/music-analytics dagster-home) $(BIN)/dagster dev -w workspace.yaml
+
+bench: $(MANIFEST)
+	$(BIN)/python -m bench
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check music_analytics music_analytics_tests bench
+	$(BIN)/ruff format --check music_analytics music_analytics_tests bench
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs

@@ -1,0 +1,152 @@
+"""`music-analytics`: the command line for people who run the pipeline without the daemon."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from music_analytics.lib.settings import Settings, SettingsError
+
+DEMO_MARKER = ".music-analytics-demo"
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def cmd_refresh(args: argparse.Namespace) -> int:
+    from music_analytics.refresh import refresh
+
+    summary = refresh(args.start, args.end)
+    built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built) or "nothing to rebuild"
+    print(
+        f"loaded {summary.rows_loaded} rows from {summary.files_loaded} new file(s), "
+        f"quarantined {summary.rows_quarantined}; marts rebuilt: {built}"
+    )
+    return 0
+
+
+def cmd_sample_data(args: argparse.Namespace) -> int:
+    from music_analytics.lib.sample_events import generate_events
+
+    start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days))
+    result = generate_events(
+        args.out, start=start, days=args.days, events_per_day=args.events_per_day, seed=args.seed
+    )
+    print(
+        f"wrote {len(result.files)} file(s) to {args.out}: {result.events} events, "
+        f"{result.malformed_lines} malformed lines, {result.duplicate_lines} duplicate stream_ids"
+    )
+    return 0
+
+
+def cmd_dagster_home(args: argparse.Namespace) -> int:
+    from music_analytics.refresh import prepare_dagster_home
+
+    print(prepare_dagster_home(Settings.from_env()))
+    return 0
+
+
+def _fresh_home(home: Path) -> None:
+    """Empty a demo home; refuse to touch a folder the demo did not create."""
+    if home.exists() and any(home.iterdir()):
+        if not (home / DEMO_MARKER).exists():
+            raise SystemExit(
+                f"{home} holds data that the demo did not create; point MUSIC_ANALYTICS_HOME "
+                "at an empty or demo folder (make demo uses ./data/demo)."
+            )
+        shutil.rmtree(home)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / DEMO_MARKER).write_text("created by `music-analytics demo`; safe to delete\n")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from music_analytics.demo import print_demo_summary
+    from music_analytics.lib.sample_events import generate_events
+    from music_analytics.refresh import refresh
+
+    settings = Settings.from_env()
+    began = time.monotonic()
+    _fresh_home(settings.home)
+    settings.ensure_folders()
+    start = datetime.now(UTC).date() - timedelta(days=args.days)
+    sample = generate_events(
+        settings.events_landing,
+        start=start,
+        days=args.days,
+        events_per_day=args.events_per_day,
+        seed=args.seed,
+        gzip_every=7,
+    )
+    print(
+        f"generated {sample.events} events in {len(sample.files)} files under "
+        f"{settings.events_landing}"
+    )
+    summary = refresh(settings=settings)
+    print_demo_summary(settings, summary, elapsed=time.monotonic() - began)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="music-analytics",
+        description="Music-listening data into daily analytics marts (Dagster + dbt + DuckDB).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    refresh = commands.add_parser(
+        "refresh", help="ingest waiting files and rebuild the marts of the days that changed"
+    )
+    refresh.add_argument("--start", type=_date, help="first day to rebuild (YYYY-MM-DD)")
+    refresh.add_argument("--end", type=_date, help="last day to rebuild (YYYY-MM-DD)")
+    refresh.set_defaults(handler=cmd_refresh)
+
+    sample = commands.add_parser("sample-data", help="generate realistic NDJSON stream events")
+    sample.add_argument("out", type=Path, help="folder to write the event files into")
+    sample.add_argument("--days", type=_positive, default=30)
+    sample.add_argument("--events-per-day", type=_positive, default=2000)
+    sample.add_argument("--seed", type=int, default=42)
+    sample.add_argument("--start", type=_date, help="first day (default: --days ago)")
+    sample.set_defaults(handler=cmd_sample_data)
+
+    demo = commands.add_parser(
+        "demo", help="sample data into a fresh MUSIC_ANALYTICS_HOME, ingest, build, summarize"
+    )
+    demo.add_argument("--days", type=_positive, default=60)
+    demo.add_argument("--events-per-day", type=_positive, default=3000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.set_defaults(handler=cmd_demo)
+
+    home = commands.add_parser(
+        "dagster-home", help="print (and create) the DAGSTER_HOME the CLI and `make dev` share"
+    )
+    home.set_defaults(handler=cmd_dagster_home)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `music-analytics` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except SettingsError as exc:
+        print(f"music-analytics: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

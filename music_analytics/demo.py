@@ -1,0 +1,61 @@
+"""The summary `music-analytics demo` prints once the marts are built."""
+
+from __future__ import annotations
+
+import duckdb
+
+from music_analytics.lib.settings import Settings
+from music_analytics.refresh import RefreshSummary
+
+TOP_TRACKS_SQL = """
+select track_id, min(artist_id) as artist_id, min(genre) as genre,
+       sum(stream_count) as streams, sum(unique_listeners) as listener_days
+from marts.top_tracks_daily
+group by track_id order by streams desc, track_id limit 5
+"""
+
+GENRE_TRENDS_SQL = """
+with last_day as (select max(stream_date) as d from marts.genre_trends_daily)
+select genre, sum(stream_count) as streams, round(sum(streams_7d_avg), 1) as avg_7d,
+       round(sum(stream_count) * 100.0 / sum(sum(stream_count)) over (), 1) as share_pct,
+       round(avg(streams_wow_change) * 100, 1) as avg_wow_change_pct
+from marts.genre_trends_daily, last_day
+where stream_date = last_day.d
+group by genre order by streams desc, genre limit 5
+"""
+
+
+def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> str:
+    columns = [d[0] for d in cursor.description]
+    rows = [[str(v) for v in row] for row in cursor.fetchall()]
+    widths = [
+        max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)
+    ]
+    lines = [title, "  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def print_demo_summary(settings: Settings, summary: RefreshSummary, elapsed: float) -> None:
+    """Top tracks, genre trends, load counts, where things are and how to open the UI."""
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        days = conn.execute(
+            "select min(stream_date), max(stream_date), count(distinct stream_date) "
+            "from marts.top_tracks_daily"
+        ).fetchone()
+        print()
+        print(_table("Top tracks over the whole period:", conn.execute(TOP_TRACKS_SQL)))
+        print()
+        print(_table(f"Genres on the last day ({days[1]}):", conn.execute(GENRE_TRENDS_SQL)))
+    built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built)
+    print(f"""
+Rows loaded:       {summary.rows_loaded} from {summary.files_loaded} files
+Rows quarantined:  {summary.rows_quarantined} (see raw.stream_events_quarantine)
+Marts built:       {days[2]} days ({built}) in {len(summary.ranges_built)} run(s)
+Warehouse:         {settings.warehouse_path}
+Exports folder:    {settings.exports_dir} (Parquet exports for BI tools are not built yet)
+Took:              {elapsed:.0f} s
+
+Open the Dagster UI on this data:
+  MUSIC_ANALYTICS_HOME={settings.home} make dev     # then http://127.0.0.1:3000
+""")

@@ -1,0 +1,53 @@
+"""Shared fixtures: a fresh MUSIC_ANALYTICS_HOME per test and helpers to write event files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from music_analytics.lib.settings import Settings
+
+
+def event(n: int, **overrides) -> dict:
+    """A valid event; `n` varies ids and the time so events differ."""
+    row = {
+        "stream_id": f"stream_{n}",
+        "user_id": f"user_{n % 7}",
+        "track_id": f"track_{n % 5}",
+        "artist_id": f"artist_{n % 5}",
+        "album_id": f"album_{n % 5}",
+        "genre": ["rock", "pop", "jazz"][n % 3],
+        "stream_start_time": f"2025-04-14 {n % 24:02d}:{n % 60:02d}:02",
+        "stream_duration_seconds": 100 + n,
+        "completed": n % 2,
+        "device_type": ["mobile", "desktop"][n % 2],
+        "country": ["US", "IN"][n % 2],
+    }
+    row.update(overrides)
+    return row
+
+
+def write_lines(path: Path, lines: Iterable[str | dict]) -> Path:
+    """Write NDJSON (dicts are dumped, strings written as they are); gzip when the name says so."""
+    text = "".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in lines)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings on a fresh home under tmp_path, exported so dbt sees the same warehouse."""
+    monkeypatch.setenv("MUSIC_ANALYTICS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    resolved = Settings.from_env()
+    resolved.ensure_folders()
+    resolved.export_to_environment()
+    return resolved

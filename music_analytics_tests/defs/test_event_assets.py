@@ -1,0 +1,93 @@
+"""The ingest asset materialized on a tmp_path warehouse."""
+
+import dagster as dg
+import duckdb
+import pytest
+
+from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
+from music_analytics.defs.resources import build_resources
+from music_analytics_tests.conftest import event, write_lines
+
+
+def ingest(settings, paths=None, raise_on_error=True):
+    config = {"ops": {"stream_event_files": {"config": {"paths": [str(p) for p in paths or []]}}}}
+    return dg.materialize(
+        [stream_event_files],
+        resources=build_resources(settings),
+        run_config=config,
+        raise_on_error=raise_on_error,
+    )
+
+
+def raw_metadata(result) -> dict:
+    [mat] = [
+        m
+        for m in result.asset_materializations_for_node("stream_event_files")
+        if m.asset_key == RAW_EVENTS
+    ]
+    return {k: v.value for k, v in mat.metadata.items()}
+
+
+def warehouse_counts(settings) -> tuple[int, int]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        return (
+            conn.execute("select count(*) from raw.stream_events").fetchone()[0],
+            conn.execute("select count(*) from raw.stream_events_quarantine").fetchone()[0],
+        )
+
+
+def test_ingest_reports_loaded_and_quarantined_rows(settings):
+    write_lines(
+        settings.events_landing / "a.ndjson",
+        [event(1), event(2), "{nope", "", event(3, stream_duration_seconds=-1)],
+    )
+    result = ingest(settings)
+    md = raw_metadata(result)
+    assert (md["lines"], md["rows_loaded"], md["rows_quarantined"]) == (4, 2, 2)
+    assert md["days_touched"] == ["2025-04-14"]
+    assert md["dagster/row_count"] == 2
+    assert "stream_1" in md["preview"]
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed is False  # 50 % quarantined is over the 5 % threshold
+    assert warehouse_counts(settings) == (2, 2)
+
+
+def test_redropping_a_file_adds_nothing(settings):
+    path = write_lines(settings.events_landing / "a.ndjson", [event(i) for i in range(20)])
+    ingest(settings, [path])
+    copy = write_lines(settings.events_landing / "copy-of-a.jsonl", [event(i) for i in range(20)])
+    md = raw_metadata(ingest(settings, [copy]))
+    assert (md["rows_loaded"], md["files_skipped_duplicate"], md["days_touched"]) == (0, 1, [])
+    assert warehouse_counts(settings) == (20, 0)
+
+
+def test_gzip_and_late_file_report_their_own_days(settings):
+    late = write_lines(
+        settings.events_landing / "late.ndjson.gz",
+        [
+            event(1, stream_start_time="2025-03-02 10:00:00"),
+            event(2, stream_start_time="2025-03-05T23:30:00-02:00"),
+        ],
+    )
+    md = raw_metadata(ingest(settings, [late]))
+    assert md["days_touched"] == ["2025-03-02", "2025-03-06"]
+
+
+def test_unreadable_file_fails_the_run_but_keeps_the_others(settings):
+    good = write_lines(settings.events_landing / "good.ndjson", [event(1)])
+    bad = settings.events_landing / "bad.ndjson"
+    bad.write_bytes(b'{"genre": "caf\xe9"}\n')
+    result = ingest(settings, [good, bad], raise_on_error=False)
+    assert not result.success
+    md = raw_metadata(result)
+    assert md["files_failed"] == 1 and md["rows_loaded"] == 1
+    assert "bad.ndjson" in md["files"]
+    assert warehouse_counts(settings) == (1, 0)
+
+
+@pytest.mark.parametrize("copies", [2])
+def test_duplicate_stream_ids_are_all_kept_in_raw(settings, copies):
+    rows = [event(1)] * copies + [event(2)]
+    write_lines(settings.events_landing / "dups.ndjson", rows)
+    ingest(settings)
+    assert warehouse_counts(settings) == (copies + 1, 0)  # staging dedups; raw is lossless
