@@ -31,7 +31,7 @@ def _positive(text: str) -> int:
 def cmd_refresh(args: argparse.Namespace) -> int:
     from music_analytics.refresh import refresh
 
-    summary = refresh(args.start, args.end)
+    summary = refresh(args.start, args.end, log_level="INFO" if args.verbose else "WARNING")
     built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built) or "nothing to rebuild"
     print(
         f"loaded {summary.rows_loaded} rows from {summary.files_loaded} new file(s), "
@@ -96,7 +96,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"generated {sample.events} events in {len(sample.files)} files under "
         f"{settings.events_landing}"
     )
-    summary = refresh(settings=settings)
+    print("ingesting and building every mart (one dbt run)...", flush=True)
+    summary = refresh(settings=settings, log_level="WARNING")
     print_demo_summary(settings, summary, elapsed=time.monotonic() - began)
     return 0
 
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     refresh.add_argument("--start", type=_date, help="first day to rebuild (YYYY-MM-DD)")
     refresh.add_argument("--end", type=_date, help="last day to rebuild (YYYY-MM-DD)")
+    refresh.add_argument("-v", "--verbose", action="store_true", help="print the runs' logs")
     refresh.set_defaults(handler=cmd_refresh)
 
     sample = commands.add_parser("sample-data", help="generate realistic NDJSON stream events")

@@ -51,11 +51,16 @@ class RefreshSummary:
     days_outside_partitions: list[date] = field(default_factory=list)
 
 
+def _logging(level: str) -> dict:
+    """Run config that sets the in-process console logger's level."""
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
+
+
 def _ingest(
-    defs: dg.Definitions, instance: dg.DagsterInstance, summary: RefreshSummary
+    defs: dg.Definitions, instance: dg.DagsterInstance, summary: RefreshSummary, log_level: str
 ) -> set[date]:
     result = defs.resolve_job_def("event_ingest_job").execute_in_process(
-        instance=instance, raise_on_error=True
+        instance=instance, raise_on_error=True, run_config=_logging(log_level)
     )
     days: set[date] = set()
     for event in result.get_asset_materialization_events():
@@ -76,11 +81,13 @@ def refresh(
     *,
     settings: Settings | None = None,
     instance: dg.DagsterInstance | None = None,
+    log_level: str = "DEBUG",
 ) -> RefreshSummary:
     """Ingest every waiting file, then rebuild the marts of the days that changed.
 
     With start and end, rebuild exactly that range instead. Each contiguous range of days is
-    one run (one dbt invocation), however many days it holds.
+    one run (one dbt invocation), however many days it holds. `log_level` filters what the
+    runs print to the console (their event logs in the instance keep everything).
     """
     from music_analytics.definitions import build_definitions
 
@@ -91,7 +98,7 @@ def refresh(
         instance = dg.DagsterInstance.get()
     defs = build_definitions(settings)
     summary = RefreshSummary()
-    changed = _ingest(defs, instance, summary)
+    changed = _ingest(defs, instance, summary, log_level)
     first, last = partition_bounds()
     if start or end:
         start, end = start or first, end or last
@@ -105,7 +112,9 @@ def refresh(
     marts_job = defs.resolve_job_def("daily_marts_job")
     for range_start, range_end in ranges:
         marts_job.execute_in_process(
-            instance=instance, tags=partition_range_tags(range_start, range_end)
+            instance=instance,
+            tags=partition_range_tags(range_start, range_end),
+            run_config=_logging(log_level),
         )
         summary.ranges_built.append((range_start, range_end))
     return summary
