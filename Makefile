@@ -35,7 +35,9 @@ test: $(MANIFEST)
 	$(BIN)/pytest
 
 dev: $(MANIFEST)
-	DAGSTER_HOME=$$($(BIN)/music-analytics dagster-home) $(BIN)/dagster dev -w workspace.yaml
+	@# dagster dev re-parses the dbt project with the `dbt` on PATH: put the venv first.
+	PATH="$(CURDIR)/$(BIN):$$PATH" DAGSTER_HOME=$$($(BIN)/music-analytics dagster-home) \
+		$(BIN)/dagster dev -w workspace.yaml
 
 bench: $(MANIFEST)
 	$(BIN)/python -m bench

@@ -23,9 +23,13 @@ HISTORY_EVENTS_PER_DAY = int(os.environ.get("BENCH_EVENTS_PER_DAY", "20000"))
 CHILD_READ_JSON = """
 import duckdb, sys, time
 conn = duckdb.connect(sys.argv[1])
+conn.execute("set enable_progress_bar = false")
 t = time.perf_counter()
-sql = "create table t as select * from read_json(?, format='newline_delimited')"
-conn.execute(sql, [sys.argv[2]])
+path = sys.argv[2].replace("'", "''")
+conn.execute(
+    f"create table t as select * from "
+    f"read_json('{path}', format='newline_delimited', ignore_errors=true)"
+)
 conn.execute("checkpoint")
 print(time.perf_counter() - t, conn.execute("select count(*) from t").fetchone()[0])
 import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -36,6 +40,7 @@ import duckdb, sys, time
 from pathlib import Path
 from music_analytics.lib.event_files import load_event_file
 conn = duckdb.connect(sys.argv[1])
+conn.execute("set enable_progress_bar = false")
 t = time.perf_counter()
 result = load_event_file(conn, Path(sys.argv[2]))
 conn.execute("checkpoint")
@@ -46,9 +51,10 @@ import resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 def _child(code: str, *args: str) -> tuple[list[float], float]:
     """Run code in a fresh interpreter; return its printed numbers and its own peak RSS in MB."""
-    out = subprocess.run(
-        [sys.executable, "-c", code, *args], check=True, capture_output=True, text=True
-    ).stdout
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"benchmark step failed:\n{done.stderr[-2000:]}")
+    out = done.stdout
     *numbers, peak_mb = [float(x) for x in out.split()]
     return numbers, peak_mb
 

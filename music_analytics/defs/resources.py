@@ -19,8 +19,11 @@ dbt_project.prepare_if_dev()
 
 def dbt_executable() -> str:
     """The dbt beside the running interpreter: console scripts run without an activated venv."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else (shutil.which("dbt") or "dbt")
+    # sys.prefix is the virtualenv even when sys.executable resolves to the base interpreter
+    for folder in (Path(sys.executable).parent, Path(sys.prefix) / "bin"):
+        if (folder / "dbt").exists():
+            return str(folder / "dbt")
+    return shutil.which("dbt") or "dbt"
 
 
 class DataFolders(dg.ConfigurableResource):
