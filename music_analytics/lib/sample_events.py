@@ -39,6 +39,8 @@ from pathlib import Path
 from random import Random
 from typing import BinaryIO
 
+from music_analytics.lib.event_validation import EVENT_FIELDS
+
 TRACKS = 2_000
 ARTISTS = 400
 ALBUMS = 700
@@ -115,19 +117,7 @@ _DEVICE_SLOTS = 20  # a user's devices as 20 equally likely slots
 _OTHER_DEVICE_SLOTS = 3  # slots drawn from the global mix: ~85% of streams on the preferred one
 _CROSS_FILE_POOL = 32  # valid lines kept per chunk as re-delivery sources for the next day
 _CHUNK_LINES = 8_192  # an hour with more events is cut into shorter slices of time
-_REQUIRED_FIELDS = (
-    "stream_id",
-    "user_id",
-    "track_id",
-    "artist_id",
-    "album_id",
-    "genre",
-    "stream_start_time",
-    "stream_duration_seconds",
-    "completed",
-    "device_type",
-    "country",
-)
+_REQUIRED_FIELDS = tuple(name for name, _ in EVENT_FIELDS)
 _MALFORMED_KINDS = 7
 
 

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from music_analytics.lib import sample_events
-from music_analytics.lib.event_validation import event_validation_sql
+from music_analytics.lib.event_validation import EVENT_FIELDS, event_validation_sql
 from music_analytics.lib.sample_events import (
     COUNTRY_WEIGHTS,
     DEVICE_WEIGHTS,
@@ -24,19 +24,7 @@ from music_analytics.lib.sample_events import (
 
 START = date(2025, 4, 12)  # a Saturday, so runs of a few days cover weekend and weekdays
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-FIELDS = (
-    "stream_id",
-    "user_id",
-    "track_id",
-    "artist_id",
-    "album_id",
-    "genre",
-    "stream_start_time",
-    "stream_duration_seconds",
-    "completed",
-    "device_type",
-    "country",
-)
+FIELDS = tuple(name for name, _ in EVENT_FIELDS)
 STRING_FIELDS = tuple(f for f in FIELDS if f not in ("stream_duration_seconds", "completed"))
 
 
