@@ -37,6 +37,13 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         f"loaded {summary.rows_loaded} rows from {summary.files_loaded} new file(s), "
         f"quarantined {summary.rows_quarantined}; marts rebuilt: {built}"
     )
+    outside = summary.days_outside_partitions
+    if outside:
+        print(
+            f"warning: {len(outside)} day(s) with data lie outside the partitions and were not "
+            f"rebuilt ({outside[0]}..{outside[-1]}); see MUSIC_ANALYTICS_START_DATE",
+            file=sys.stderr,
+        )
     return 0
 
 

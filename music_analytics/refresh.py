@@ -105,7 +105,6 @@ def refresh(
         if start > end:
             raise ValueError(f"--start {start} is after --end {end}")
         ranges = [(max(start, first), min(end, last))]
-        summary.days_outside_partitions = [] if start >= first else [start]
     else:
         inside, summary.days_outside_partitions = clamp_days(changed, first, last)
         ranges = contiguous_ranges(inside)

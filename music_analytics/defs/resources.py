@@ -11,7 +11,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_duckdb import DuckDBResource
 
-from music_analytics.lib.settings import DBT_PROJECT_DIR, Settings
+from music_analytics.lib.settings import DBT_PROJECT_DIR, Settings, events_landing
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
@@ -35,7 +35,7 @@ class DataFolders(dg.ConfigurableResource):
 
     @property
     def events_landing(self) -> Path:
-        return Path(self.home) / "landing" / "events"
+        return events_landing(self.home)
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

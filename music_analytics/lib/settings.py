@@ -25,6 +25,11 @@ DEFAULTS = {
 }
 
 
+def events_landing(home: Path | str) -> Path:
+    """Where event files are dropped under a MUSIC_ANALYTICS_HOME."""
+    return Path(home) / "landing" / "events"
+
+
 class SettingsError(ValueError):
     """A setting has a value that cannot be used; the message names the variable."""
 
@@ -70,7 +75,7 @@ class Settings:
 
     @property
     def events_landing(self) -> Path:
-        return self.home / "landing" / "events"
+        return events_landing(self.home)
 
     @property
     def exports_dir(self) -> Path:
