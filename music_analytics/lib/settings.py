@@ -22,12 +22,31 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_LOOKBACK_DAYS": "3",
     "MUSIC_ANALYTICS_FILE_STABLE_SECONDS": "5",
     "MUSIC_ANALYTICS_QUARANTINE_WARN_RATIO": "0.05",
+    "MUSIC_ANALYTICS_DSPS": "spotify,youtube,apple_music",
+    "MUSIC_ANALYTICS_DSP_CRON": "0 1 * * *",
+    "DSP_API_BASE_URL": "",
+    "DSP_API_POLL_TIMEOUT_SECONDS": "1800",
+    "DSP_API_MAX_ACTIVE_REPORTS": "10",
+    "DSP_REPORT_MAX_MB": "1024",
+    "DSP_REPORT_MAX_RATIO": "100",
 }
+# The API refuses a 21st active report; we stay at or under its limit.
+DSP_API_ACTIVE_REPORT_LIMIT = 20
 
 
 def events_landing(home: Path | str) -> Path:
     """Where event files are dropped under a MUSIC_ANALYTICS_HOME."""
     return Path(home) / "landing" / "events"
+
+
+def dsp_landing(home: Path | str) -> Path:
+    """Where report ZIPs downloaded by hand are dropped under a MUSIC_ANALYTICS_HOME."""
+    return Path(home) / "landing" / "dsp"
+
+
+def dsp_archive(home: Path | str) -> Path:
+    """Where every report ZIP that was loaded is kept, with its checksum."""
+    return Path(home) / "archive" / "dsp"
 
 
 class SettingsError(ValueError):
@@ -39,7 +58,7 @@ def _get(name: str) -> str:
     return value or DEFAULTS[name]
 
 
-def _as_int(name: str, minimum: int = 0) -> int:
+def _as_int(name: str, minimum: int = 0, maximum: int | None = None) -> int:
     raw = _get(name)
     try:
         value = int(raw)
@@ -47,7 +66,21 @@ def _as_int(name: str, minimum: int = 0) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
     if value < minimum:
         raise SettingsError(f"{name}={value} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={value} must be at most {maximum}")
     return value
+
+
+def _as_dsps(name: str) -> tuple[str, ...]:
+    from music_analytics.lib.dsps import DSP_KEYS
+
+    keys = tuple(k.strip() for k in _get(name).split(",") if k.strip())
+    unknown = [k for k in keys if k not in DSP_KEYS]
+    if unknown or not keys:
+        raise SettingsError(
+            f"{name}={_get(name)!r}: expected a comma-separated list of {', '.join(DSP_KEYS)}"
+        )
+    return keys
 
 
 def _as_float(name: str) -> float:
@@ -68,6 +101,26 @@ class Settings:
     lookback_days: int
     file_stable_seconds: int
     quarantine_warn_ratio: float
+    dsps: tuple[str, ...]  # the DSPs whose reports the schedule and refresh request
+    dsp_cron: str
+    dsp_api_base_url: str  # empty: the API is not configured (ZIPs in landing/dsp/ still load)
+    dsp_api_token_set: bool  # whether DSP_API_TOKEN is set; its value is read only via EnvVar
+    dsp_poll_timeout_seconds: int
+    dsp_max_active_reports: int
+    dsp_report_max_bytes: int
+    dsp_report_max_ratio: int
+
+    @property
+    def dsp_api_configured(self) -> bool:
+        return bool(self.dsp_api_base_url) and self.dsp_api_token_set
+
+    @property
+    def dsp_landing(self) -> Path:
+        return dsp_landing(self.home)
+
+    @property
+    def dsp_archive(self) -> Path:
+        return dsp_archive(self.home)
 
     @property
     def warehouse_path(self) -> Path:
@@ -106,6 +159,16 @@ class Settings:
             lookback_days=_as_int("MUSIC_ANALYTICS_LOOKBACK_DAYS"),
             file_stable_seconds=_as_int("MUSIC_ANALYTICS_FILE_STABLE_SECONDS"),
             quarantine_warn_ratio=_as_float("MUSIC_ANALYTICS_QUARANTINE_WARN_RATIO"),
+            dsps=_as_dsps("MUSIC_ANALYTICS_DSPS"),
+            dsp_cron=_get("MUSIC_ANALYTICS_DSP_CRON"),
+            dsp_api_base_url=_get("DSP_API_BASE_URL").rstrip("/"),
+            dsp_api_token_set=bool(os.environ.get("DSP_API_TOKEN", "").strip()),
+            dsp_poll_timeout_seconds=_as_int("DSP_API_POLL_TIMEOUT_SECONDS", minimum=1),
+            dsp_max_active_reports=_as_int(
+                "DSP_API_MAX_ACTIVE_REPORTS", minimum=1, maximum=DSP_API_ACTIVE_REPORT_LIMIT
+            ),
+            dsp_report_max_bytes=_as_int("DSP_REPORT_MAX_MB", minimum=1) * 1024 * 1024,
+            dsp_report_max_ratio=_as_int("DSP_REPORT_MAX_RATIO", minimum=1),
         )
 
     def export_to_environment(self) -> None:
@@ -114,5 +177,6 @@ class Settings:
 
     def ensure_folders(self) -> None:
         """Create the home, landing, archive and export folders a fresh machine lacks."""
-        for folder in (self.events_landing, self.home / "archive", self.exports_dir):
+        folders = (self.events_landing, self.dsp_landing, self.dsp_archive, self.exports_dir)
+        for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,79 @@ RAW_TABLES_DDL = (
         loaded_at timestamp not null
     )
     """,
+    # DSP analytics reports: one load replaces a (dsp, report_date) partition in every table.
+    f"""
+    create table if not exists {RAW_SCHEMA}.dsp_report_loads (
+        load_id varchar primary key,
+        dsp varchar not null,                   -- spotify | youtube | apple_music
+        report_date date not null,
+        dsp_id integer not null,
+        report_id bigint,                       -- the API's id; null for a ZIP dropped by hand
+        source varchar not null,                -- api | landing
+        archive_path varchar not null,
+        content_sha256 varchar not null,        -- of the ZIP file
+        generated_at varchar,                   -- meta.generated_at, verbatim
+        total_records bigint not null,          -- meta.total_records (= records read)
+        records_loaded bigint not null,
+        records_quarantined bigint not null,
+        country_rows bigint not null,
+        breakdown_rows bigint not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.dsp_report_records (
+        dsp varchar not null,
+        report_date date not null,
+        record_index integer not null,          -- position in the report's data array
+        record_id bigint,                       -- record `id`
+        track_id bigint not null,
+        track_name varchar,
+        album_id bigint,
+        album_name varchar,
+        isrc varchar,
+        dsp_track_ref varchar,                  -- the DSP track id field (see lib/dsps.py)
+        record json not null,                   -- the whole record, so nothing is lost
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.dsp_report_countries (
+        dsp varchar not null,
+        report_date date not null,
+        record_index integer not null,
+        track_id bigint not null,
+        country varchar not null,               -- verbatim key of country_stats; '' = unknown
+        stats json not null,                    -- that country's object, verbatim
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.dsp_report_breakdowns (
+        dsp varchar not null,
+        report_date date not null,
+        record_index integer not null,
+        track_id bigint not null,
+        dimension varchar not null,             -- section.name, e.g. demographics.age_groups
+        key varchar not null,                   -- verbatim; '' = unknown
+        value double,                           -- null when the value was not a number
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.dsp_report_quarantine (
+        dsp varchar not null,
+        report_date date not null,
+        record_index integer not null,
+        record varchar not null,                -- the record as JSON
+        error varchar not null,
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
 )
 
 
