@@ -34,9 +34,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     summary = refresh(args.start, args.end, log_level="INFO" if args.verbose else "WARNING")
     built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built) or "nothing to rebuild"
     print(
-        f"loaded {summary.rows_loaded} rows from {summary.files_loaded} new file(s), "
-        f"quarantined {summary.rows_quarantined}; marts rebuilt: {built}"
+        f"loaded {summary.rows_loaded} rows from {summary.files_loaded} new event file(s), "
+        f"quarantined {summary.rows_quarantined}; {summary.dsp_reports_loaded} DSP report(s) "
+        f"with {summary.dsp_records_loaded} records; marts rebuilt: {built}"
     )
+    for failure in summary.dsp_failures:
+        print(f"error: DSP report not loaded: {failure}", file=sys.stderr)
     outside = summary.days_outside_partitions
     if outside:
         print(
@@ -44,7 +47,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             f"rebuilt ({outside[0]}..{outside[-1]}); see MUSIC_ANALYTICS_START_DATE",
             file=sys.stderr,
         )
-    return 0
+    return 1 if summary.dsp_failures else 0
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
@@ -62,9 +65,14 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 
 
 def cmd_dagster_home(args: argparse.Namespace) -> int:
-    from music_analytics.refresh import prepare_dagster_home
+    import dagster as dg
 
-    print(prepare_dagster_home(Settings.from_env()))
+    from music_analytics.refresh import prepare_dagster_home, set_pool_limits
+
+    settings = Settings.from_env()
+    home = prepare_dagster_home(settings)
+    set_pool_limits(dg.DagsterInstance.get(), settings)
+    print(home)
     return 0
 
 
@@ -83,6 +91,7 @@ def _fresh_home(home: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from music_analytics.demo import print_demo_summary
+    from music_analytics.lib.sample_dsp_reports import generate_dsp_reports
     from music_analytics.lib.sample_events import generate_events
     from music_analytics.refresh import refresh
 
@@ -103,7 +112,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"generated {sample.events} events in {len(sample.files)} files under "
         f"{settings.events_landing}"
     )
-    print("ingesting and building every mart (one dbt run)...", flush=True)
+    # The DSP reports cover the last days of the same period, as if downloaded by hand.
+    reports = generate_dsp_reports(
+        settings.dsp_landing,
+        start=start + timedelta(days=args.days - args.dsp_days),
+        days=args.dsp_days,
+        records_per_report=args.dsp_records,
+        seed=args.seed,
+    )
+    print(f"generated {len(reports)} DSP report ZIPs under {settings.dsp_landing}")
+    print("loading everything and building every mart (one dbt run)...", flush=True)
     summary = refresh(settings=settings, log_level="WARNING")
     print_demo_summary(settings, summary, elapsed=time.monotonic() - began)
     return 0
@@ -138,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=_positive, default=60)
     demo.add_argument("--events-per-day", type=_positive, default=3000)
     demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--dsp-days", type=_positive, default=7, help="days of DSP reports")
+    demo.add_argument("--dsp-records", type=_positive, default=300, help="records per report")
     demo.set_defaults(handler=cmd_demo)
 
     home = commands.add_parser(

@@ -2,6 +2,9 @@
 
 import dagster as dg
 
+from music_analytics.defs.dsp_reports.assets import dsp_report_tables, dsp_report_zips
+from music_analytics.defs.dsp_reports.schedules import build_dsp_reports_schedule
+from music_analytics.defs.dsp_reports.sensors import dsp_landing_sensor, dsp_report_job
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.events.sensors import event_files_sensor, event_ingest_job
 from music_analytics.defs.orchestration.jobs import daily_marts_job
@@ -14,12 +17,13 @@ from music_analytics.lib.settings import Settings
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, jobs, schedules and sensors, with resources pointing at `settings.home`."""
+    settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=[stream_event_files, dbt_daily_models],
-        jobs=[event_ingest_job, daily_marts_job],
-        schedules=[daily_marts_schedule],
-        sensors=[event_files_sensor, marts_after_raw_load_sensor],
-        resources=build_resources(settings or Settings.from_env()),
+        assets=[stream_event_files, dsp_report_zips, dsp_report_tables, dbt_daily_models],
+        jobs=[event_ingest_job, dsp_report_job, daily_marts_job],
+        schedules=[daily_marts_schedule, build_dsp_reports_schedule(settings)],
+        sensors=[event_files_sensor, dsp_landing_sensor, marts_after_raw_load_sensor],
+        resources=build_resources(settings),
     )
 
 

@@ -25,6 +25,15 @@ group by genre order by streams desc, genre limit 5
 """
 
 
+DSP_TRACKS_SQL = """
+select isrc, min(track_name) as track_name, sum(spotify_streams) as spotify,
+       sum(youtube_streams) as youtube, sum(apple_music_streams) as apple_music,
+       sum(total_streams) as total
+from marts.track_performance_daily
+group by isrc order by total desc, isrc limit 5
+"""
+
+
 def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> str:
     columns = [d[0] for d in cursor.description]
     rows = [[str(v) for v in row] for row in cursor.fetchall()]
@@ -47,10 +56,14 @@ def print_demo_summary(settings: Settings, summary: RefreshSummary, elapsed: flo
         print(_table("Top tracks over the whole period:", conn.execute(TOP_TRACKS_SQL)))
         print()
         print(_table(f"Genres on the last day ({days[1]}):", conn.execute(GENRE_TRENDS_SQL)))
+        print()
+        print(_table("Tracks across DSPs (DSP reports):", conn.execute(DSP_TRACKS_SQL)))
     built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built)
     print(f"""
 Rows loaded:       {summary.rows_loaded} from {summary.files_loaded} files
 Rows quarantined:  {summary.rows_quarantined} (see raw.stream_events_quarantine)
+DSP reports:       {summary.dsp_reports_loaded} loaded, {summary.dsp_records_loaded} records \
+(archived under {settings.dsp_archive})
 Marts built:       {days[2]} days ({built}) in {len(summary.ranges_built)} run(s)
 Warehouse:         {settings.warehouse_path}
 Exports folder:    {settings.exports_dir} (Parquet exports for BI tools are not built yet)

@@ -7,7 +7,7 @@ they appear in the UI beside the ones the daemon launches.
 
 import os
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -17,13 +17,17 @@ from music_analytics.defs.orchestration.sensors import days_touched
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
 from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
 from music_analytics.lib.settings import Settings
+from music_analytics.refresh_dsp import DSP_API_POOL, refresh_dsp_reports
 
 DAGSTER_YAML = """\
 # Written by music-analytics. Every step that writes the DuckDB warehouse runs in the pool
 # `duckdb`; a limit of 1 makes concurrent runs queue instead of failing on DuckDB's file lock.
+# Steps wait for a pool slot (granularity op), so a run's API fetch can start while another
+# run's load holds the warehouse. The `dsp_api` pool's limit is DSP_API_MAX_ACTIVE_REPORTS.
 concurrency:
   pools:
     default_limit: 1
+    granularity: op
 telemetry:
   enabled: false
 """
@@ -40,6 +44,11 @@ def prepare_dagster_home(settings: Settings) -> Path:
     return home
 
 
+def set_pool_limits(instance: dg.DagsterInstance, settings: Settings) -> None:
+    """Allow DSP_API_MAX_ACTIVE_REPORTS API fetches at once; every other pool keeps limit 1."""
+    instance.event_log_storage.set_concurrency_slots(DSP_API_POOL, settings.dsp_max_active_reports)
+
+
 @dataclass
 class RefreshSummary:
     """What a refresh did: the ingest run's counts and the day ranges rebuilt."""
@@ -49,6 +58,9 @@ class RefreshSummary:
     files_loaded: int = 0
     ranges_built: list[tuple[date, date]] = field(default_factory=list)
     days_outside_partitions: list[date] = field(default_factory=list)
+    dsp_reports_loaded: int = 0
+    dsp_records_loaded: int = 0
+    dsp_failures: list[str] = field(default_factory=list)
 
 
 def _logging(level: str) -> dict:
@@ -75,6 +87,10 @@ def _ingest(
     return days
 
 
+def _days(first: date, last: date) -> list[date]:
+    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
+
+
 def refresh(
     start: date | None = None,
     end: date | None = None,
@@ -85,9 +101,13 @@ def refresh(
 ) -> RefreshSummary:
     """Ingest every waiting file, then rebuild the marts of the days that changed.
 
-    With start and end, rebuild exactly that range instead. Each contiguous range of days is
-    one run (one dbt invocation), however many days it holds. `log_level` filters what the
-    runs print to the console (their event logs in the instance keep everything).
+    Event files and DSP report ZIPs waiting in landing/ are loaded. With start and end, the
+    DSP reports of those days are also fetched from the API (when it is configured) for every
+    DSP in MUSIC_ANALYTICS_DSPS, and that range of marts is rebuilt (with any day a load
+    touched outside it). Each contiguous
+    range of days is one run (one dbt invocation), however many days it holds. `log_level`
+    filters what the runs print to the console (their event logs in the instance keep all).
+    DSP reports that fail are listed in `dsp_failures`; the rest still load and build.
     """
     from music_analytics.definitions import build_definitions
 
@@ -96,18 +116,29 @@ def refresh(
     if instance is None:
         prepare_dagster_home(settings)
         instance = dg.DagsterInstance.get()
+    set_pool_limits(instance, settings)
     defs = build_definitions(settings)
-    summary = RefreshSummary()
-    changed = _ingest(defs, instance, summary, log_level)
     first, last = partition_bounds()
+    explicit = None
     if start or end:
         start, end = start or first, end or last
         if start > end:
             raise ValueError(f"--start {start} is after --end {end}")
-        ranges = [(max(start, first), min(end, last))]
-    else:
-        inside, summary.days_outside_partitions = clamp_days(changed, first, last)
-        ranges = contiguous_ranges(inside)
+        explicit = (max(start, first), min(end, last))
+    summary = RefreshSummary()
+    changed = _ingest(defs, instance, summary, log_level)
+    # A day's report exists once the day is over: never ask the API for today.
+    yesterday = date.fromordinal(datetime.now(UTC).date().toordinal() - 1)
+    api_days = _days(explicit[0], min(explicit[1], yesterday)) if explicit else []
+    dsp = refresh_dsp_reports(defs, instance, settings, api_days, _logging(log_level))
+    summary.dsp_reports_loaded = dsp.reports_loaded
+    summary.dsp_records_loaded = dsp.records_loaded
+    summary.dsp_failures = dsp.failures
+    changed |= dsp.days_touched
+    if explicit:  # the range asked for, and any day a load touched outside it
+        changed |= set(_days(*explicit))
+    inside, summary.days_outside_partitions = clamp_days(changed, first, last)
+    ranges = contiguous_ranges(inside)
     marts_job = defs.resolve_job_def("daily_marts_job")
     for range_start, range_end in ranges:
         marts_job.execute_in_process(

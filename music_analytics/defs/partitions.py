@@ -1,9 +1,10 @@
-"""The one `daily` partitions definition shared by raw data and marts (UTC days)."""
+"""Partitions: `daily` (UTC days) for stream data and marts, `date x dsp` for DSP reports."""
 
 from datetime import date, datetime, timedelta
 
 import dagster as dg
 
+from music_analytics.lib.dsps import DSP_KEYS, Dsp, dsp_by_key
 from music_analytics.lib.settings import Settings
 
 # End offset 1: today's partition exists, so late-night files can refresh today's marts.
@@ -12,6 +13,23 @@ daily_partitions = dg.DailyPartitionsDefinition(
     timezone="UTC",
     end_offset=1,
 )
+
+# One partition per report the API can produce: a day of one DSP. Dimension names are what the
+# UI shows; MultiPartitionKey strings look like "2026-03-28|spotify".
+dsp_daily_partitions = dg.MultiPartitionsDefinition(
+    {"date": daily_partitions, "dsp": dg.StaticPartitionsDefinition(list(DSP_KEYS))}
+)
+
+
+def dsp_partition_key(day: date, dsp: str) -> dg.MultiPartitionKey:
+    """The `date x dsp` partition key of one report."""
+    return dg.MultiPartitionKey({"date": day.isoformat(), "dsp": dsp})
+
+
+def dsp_partition(partition_key: str) -> tuple[date, Dsp]:
+    """The day and DSP of a `date x dsp` partition key."""
+    keys = dsp_daily_partitions.get_partition_key_from_str(partition_key).keys_by_dimension
+    return date.fromisoformat(keys["date"]), dsp_by_key(keys["dsp"])
 
 
 def partition_bounds(now: datetime | None = None) -> tuple[date, date]:

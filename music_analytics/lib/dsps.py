@@ -17,12 +17,14 @@ class Dsp:
     dsp_id: int  # the API's id
     name: str  # the API's dsp_name
     track_ref_field: str  # the record field holding the DSP's own track id
+    total_streams_field: str  # in aggregated_data: the day's streams (views, plays)
+    country_streams_field: str  # in each country_stats entry: that country's streams
 
 
 DSPS: tuple[Dsp, ...] = (
-    Dsp("spotify", 1, "Spotify", "spotify_track_id"),
-    Dsp("youtube", 3, "YouTube", "youtube_video_id"),
-    Dsp("apple_music", 4, "Apple Music", "apple_track_id"),
+    Dsp("spotify", 1, "Spotify", "spotify_track_id", "total_streams", "streams_count"),
+    Dsp("youtube", 3, "YouTube", "youtube_video_id", "total_views", "views"),
+    Dsp("apple_music", 4, "Apple Music", "apple_track_id", "total_plays", "plays"),
 )
 DSP_KEYS: tuple[str, ...] = tuple(d.key for d in DSPS)
 SUPPORTED_DSP_IDS: tuple[int, ...] = tuple(d.dsp_id for d in DSPS)

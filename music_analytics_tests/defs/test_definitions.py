@@ -18,20 +18,63 @@ def test_definitions_load_with_every_object(settings):
         "marts/top_tracks_daily",
         "marts/user_activity_daily",
         "marts/genre_trends_daily",
+        "archive/dsp_report_zips",
+        "raw/dsp_report_records",
+        "raw/dsp_report_countries",
+        "raw/dsp_report_breakdowns",
+        "raw/dsp_report_quarantine",
+        "staging/stg_dsp__track_records",
+        "staging/stg_dsp__country_stats",
+        "staging/stg_dsp__breakdowns",
+        "marts/dsp_track_daily",
+        "marts/dsp_track_country_daily",
+        "marts/dsp_breakdown_daily",
+        "marts/track_performance_daily",
     }
     # dbt tests arrive as asset checks on the marts
     checked = {k.asset_key.to_user_string() for k in graph.asset_check_keys}
     assert {"marts/top_tracks_daily", "marts/genre_trends_daily", "raw/stream_events"} <= checked
     assert defs.resolve_job_def("daily_marts_job").partitions_def is not None
     assert defs.resolve_schedule_def("daily_marts_schedule").cron_schedule == "0 2 * * *"
-    assert {s.name for s in defs.sensors} == {"event_files_sensor", "marts_after_raw_load_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "event_files_sensor",
+        "dsp_landing_sensor",
+        "marts_after_raw_load_sensor",
+    }
+    assert defs.resolve_schedule_def("dsp_reports_schedule").cron_schedule == "0 1 * * *"
+    assert defs.resolve_job_def("dsp_report_job").partitions_def.partition_dimension_names == [
+        "date",
+        "dsp",
+    ]
 
 
 def test_every_warehouse_writer_is_in_the_duckdb_pool(settings):
+    """Only the DSP download, which writes files and no table, waits on the API's pool."""
     defs = build_definitions(settings)
-    for assets_def in defs.resolve_asset_graph().assets_defs:
-        if assets_def.is_executable:
-            assert assets_def.node_def.pool == "duckdb", assets_def.node_def.name
+    pools = {
+        assets_def.node_def.name: assets_def.node_def.pool
+        for assets_def in defs.resolve_asset_graph().assets_defs
+        if assets_def.is_executable
+    }
+    assert pools.pop("archive__dsp_report_zips") == "dsp_api"
+    assert set(pools.values()) == {"duckdb"}
+
+
+def test_dsp_marts_depend_on_the_day_of_every_dsp_report(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    staging = graph.get(dg.AssetKey(["staging", "stg_dsp__track_records"]))
+    assert dg.AssetKey(["raw", "dsp_report_records"]) in staging.parent_keys
+    # a daily mart partition maps to that day's report of every DSP
+    upstream = graph.get_parent_partition_keys_for_child(
+        "2025-03-02",
+        parent_asset_key=dg.AssetKey(["raw", "dsp_report_records"]),
+        child_asset_key=staging.key,
+    ).partitions_subset.get_partition_keys()
+    assert sorted(upstream) == [
+        "2025-03-02|apple_music",
+        "2025-03-02|spotify",
+        "2025-03-02|youtube",
+    ]
 
 
 def test_marts_are_grouped_and_partitioned(settings):

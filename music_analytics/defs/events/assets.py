@@ -14,7 +14,7 @@ from music_analytics.lib.event_files import (
     load_event_file,
 )
 from music_analytics.lib.markdown import markdown_table
-from music_analytics.lib.warehouse import table_row_count
+from music_analytics.lib.warehouse import ensure_raw_tables, table_row_count
 
 RAW_EVENTS = dg.AssetKey(["raw", "stream_events"])
 RAW_EVENTS_QUARANTINE = dg.AssetKey(["raw", "stream_events_quarantine"])
@@ -96,6 +96,7 @@ def stream_event_files(
     results: list[FileLoadResult] = []
     failures: dict[str, str] = {}
     with warehouse.get_connection() as conn:
+        ensure_raw_tables(conn)  # a run with no file yet still reports (empty) tables
         for path in files:
             try:
                 result = load_event_file(conn, path)

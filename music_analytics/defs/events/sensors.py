@@ -1,13 +1,13 @@
 """The sensor that turns each new, fully written event file into one ingest run."""
 
 import json
-import time
 
 import dagster as dg
 
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.resources import DataFolders
 from music_analytics.lib.event_files import list_event_files
+from music_analytics.lib.landing import file_run_key, settled_files
 
 event_ingest_job = dg.define_asset_job(
     "event_ingest_job",
@@ -29,17 +29,11 @@ def event_files_sensor(context: dg.SensorEvaluationContext, folders: DataFolders
     file rewritten in place runs again (its content hash then decides whether it loads).
     """
     previous: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
-    seen: dict[str, list[int]] = {}
-    now_ns = time.time_ns()
-    for path in list_event_files(folders.events_landing):
-        stat = path.stat()
-        signature = [stat.st_size, stat.st_mtime_ns]
-        seen[str(path)] = signature
-        settled = now_ns - stat.st_mtime_ns >= folders.file_stable_seconds * 1_000_000_000
-        if previous.get(str(path)) != signature or not settled:
-            continue
+    files = list_event_files(folders.events_landing)
+    ready, seen = settled_files(files, previous, folders.file_stable_seconds)
+    for path in ready:
         yield dg.RunRequest(
-            run_key=f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}",
+            run_key=file_run_key(path),
             run_config=dg.RunConfig(ops={"stream_event_files": {"config": {"paths": [str(path)]}}}),
             tags={"music_analytics/event_file": path.name},
         )

@@ -4,12 +4,13 @@ from datetime import date
 
 import dagster as dg
 
+from music_analytics.defs.dsp_reports.assets import RAW_DSP_RECORDS
 from music_analytics.defs.events.assets import RAW_EVENTS
 from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
 from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
 
-RAW_SOURCES = (RAW_EVENTS,)
+RAW_SOURCES = (RAW_EVENTS, RAW_DSP_RECORDS)
 _BATCH = 200
 
 

@@ -1,0 +1,1 @@
+"""DSP analytics reports: fetch or pick up report ZIPs, archive them, load the raw tables."""

@@ -1,0 +1,55 @@
+"""Landing folders: listing what waits there and setting aside what cannot be loaded."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+REJECTED = "rejected"
+
+
+def list_report_zips(folder: Path) -> list[Path]:
+    """Report ZIPs waiting directly in a landing folder, oldest first (rejected/ is skipped)."""
+    if not folder.is_dir():
+        return []
+    zips = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".zip"]
+    return sorted(zips, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def reject_file(path: Path, reason: str) -> Path:
+    """Move a file that cannot be loaded to `rejected/` beside it, with `<name>.error.txt`.
+
+    The user sees why in the file next to it; the landing folder no longer offers it.
+    """
+    rejected = path.parent / REJECTED
+    rejected.mkdir(exist_ok=True)
+    target = rejected / path.name
+    shutil.move(path, target)
+    (rejected / f"{path.name}.error.txt").write_text(reason.rstrip() + "\n")
+    return target
+
+
+def settled_files(
+    paths: list[Path], previous: dict[str, list[int]], stable_seconds: int
+) -> tuple[list[Path], dict[str, list[int]]]:
+    """Which files are completely written: same size and mtime as at the previous look, and
+    at least `stable_seconds` old. Returns them and the signatures to remember for next time.
+    """
+    seen: dict[str, list[int]] = {}
+    ready: list[Path] = []
+    now_ns = time.time_ns()
+    for path in paths:
+        stat = path.stat()
+        signature = [stat.st_size, stat.st_mtime_ns]
+        seen[str(path)] = signature
+        settled = now_ns - stat.st_mtime_ns >= stable_seconds * 1_000_000_000
+        if previous.get(str(path)) == signature and settled:
+            ready.append(path)
+    return ready, seen
+
+
+def file_run_key(path: Path) -> str:
+    """A run key that is new whenever the file is new or rewritten: name, size and mtime."""
+    stat = path.stat()
+    return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"

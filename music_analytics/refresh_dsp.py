@@ -1,0 +1,148 @@
+"""DSP reports in `music-analytics refresh`: fetch from the API concurrently, then load.
+
+The Dagster daemon runs one `dsp_report_job` per (date, dsp) and the `dsp_api` pool lets their
+fetches overlap. In-process there is one run at a time, so refresh fetches every report first
+with the client's own thread pool (bounded by DSP_API_MAX_ACTIVE_REPORTS) and then runs
+`dsp_report_job` per partition on the downloaded ZIP, exactly as the landing sensor does.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from music_analytics.defs.dsp_reports.assets import RAW_DSP_RECORDS, dsp_report_zips
+from music_analytics.defs.partitions import dsp_partition_key, partition_bounds
+from music_analytics.defs.resources import build_dsp_api
+from music_analytics.lib.dsp_report_zip import (
+    DspReportFileError,
+    ZipLimits,
+    read_report_meta,
+    validate_report_zip,
+)
+from music_analytics.lib.dsps import dsp_by_id, dsp_by_key
+from music_analytics.lib.landing import list_report_zips, reject_file
+from music_analytics.lib.settings import Settings
+
+DSP_API_POOL = "dsp_api"
+log = logging.getLogger("music_analytics.refresh")
+
+
+@dataclass
+class DspRefreshResult:
+    """What the DSP part of a refresh did."""
+
+    reports_loaded: int = 0
+    records_loaded: int = 0
+    failures: list[str] = field(default_factory=list)
+    days_touched: set[date] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _ReportToLoad:
+    partition_key: str
+    zip_path: str
+    report_id: int | None = None
+
+
+def _limits(settings: Settings) -> ZipLimits:
+    return ZipLimits(settings.dsp_report_max_bytes, float(settings.dsp_report_max_ratio))
+
+
+def _landing_reports(settings: Settings, result: DspRefreshResult) -> list[_ReportToLoad]:
+    """ZIPs waiting in landing/dsp/, with the partition their meta names; bad ones rejected."""
+    first, last = partition_bounds()
+    reports = []
+    for path in list_report_zips(settings.dsp_landing):
+        try:
+            meta = read_report_meta(path, limits=_limits(settings))
+        except DspReportFileError as exc:
+            reject_file(path, str(exc))
+            result.failures.append(f"{exc} (moved to {settings.dsp_landing / 'rejected'})")
+            continue
+        if not first <= meta.report_date <= last:
+            reason = f"{path.name}: {meta.report_date} is outside the partitions {first}..{last}"
+            reject_file(path, reason)
+            result.failures.append(reason)
+            continue
+        key = dsp_partition_key(meta.report_date, meta.dsp)
+        reports.append(_ReportToLoad(key, str(path)))
+    return reports
+
+
+def _api_reports(
+    settings: Settings, days: list[date], result: DspRefreshResult
+) -> list[_ReportToLoad]:
+    """Fetch every configured DSP's report of `days` at once; failures are listed, not raised."""
+    if not days or not settings.dsp_api_configured:
+        return []
+    api = build_dsp_api(settings).process_config_and_initialize()
+    incoming = settings.dsp_archive / ".incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+
+    def dest_for(dsp_id: int, day: date) -> Path:
+        return incoming / f"{dsp_by_id(dsp_id).key}-{day.isoformat()}.zip"
+
+    wanted = [(dsp_by_key(key).dsp_id, day) for day in days for key in settings.dsps]
+    log.info(f"fetching {len(wanted)} DSP report(s) from the analytics-reports API")
+    with api.client(log=log) as client:
+        outcomes = client.fetch_reports(
+            wanted,
+            dest_for,
+            validate=lambda path: validate_report_zip(path, limits=_limits(settings)),
+        )
+    reports = []
+    for outcome in outcomes:
+        dsp = dsp_by_id(outcome.dsp_id)
+        if outcome.error is not None:
+            result.failures.append(f"{dsp.name} report for {outcome.day}: {outcome.error}")
+            continue
+        key = dsp_partition_key(outcome.day, dsp.key)
+        fetched = outcome.fetched
+        reports.append(_ReportToLoad(key, str(fetched.path), fetched.report_id))
+    return reports
+
+
+def _failure(result: dg.ExecuteInProcessResult, partition_key: str) -> str:
+    for event in result.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data is not None and data.user_failure_data.description:
+            return f"{partition_key}: {data.user_failure_data.description}"
+        if data.error is not None:
+            return f"{partition_key}: {data.error.message.strip()}"
+    return f"{partition_key}: run failed"
+
+
+def refresh_dsp_reports(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    api_days: list[date],
+    run_config: dict,
+) -> DspRefreshResult:
+    """Load the ZIPs waiting in landing/dsp/ and the API's reports of `api_days`."""
+    result = DspRefreshResult()
+    reports = _landing_reports(settings, result) + _api_reports(settings, api_days, result)
+    job = defs.resolve_job_def("dsp_report_job")
+    for report in reports:
+        op_config = {"zip_path": report.zip_path, "report_id": report.report_id}
+        run = job.execute_in_process(
+            instance=instance,
+            partition_key=report.partition_key,
+            run_config={**run_config, "ops": {dsp_report_zips.op.name: {"config": op_config}}},
+            raise_on_error=False,
+            tags={"music_analytics/trigger": "refresh"},
+        )
+        if not run.success:
+            result.failures.append(_failure(run, report.partition_key))
+            continue
+        for event in run.get_asset_materialization_events():
+            materialization = event.materialization
+            if materialization.asset_key == RAW_DSP_RECORDS:
+                result.reports_loaded += 1
+                result.records_loaded += materialization.metadata["dagster/row_count"].value
+                day = materialization.metadata["report_date"].value
+                result.days_touched.add(date.fromisoformat(day))
+    return result
