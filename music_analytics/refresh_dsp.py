@@ -18,7 +18,6 @@ from music_analytics.defs.partitions import dsp_partition_key, partition_bounds
 from music_analytics.defs.resources import build_dsp_api
 from music_analytics.lib.dsp_report_zip import (
     DspReportFileError,
-    ZipLimits,
     read_report_meta,
     validate_report_zip,
 )
@@ -47,17 +46,13 @@ class _ReportToLoad:
     report_id: int | None = None
 
 
-def _limits(settings: Settings) -> ZipLimits:
-    return ZipLimits(settings.dsp_report_max_bytes, float(settings.dsp_report_max_ratio))
-
-
 def _landing_reports(settings: Settings, result: DspRefreshResult) -> list[_ReportToLoad]:
     """ZIPs waiting in landing/dsp/, with the partition their meta names; bad ones rejected."""
     first, last = partition_bounds()
     reports = []
     for path in list_report_zips(settings.dsp_landing):
         try:
-            meta = read_report_meta(path, limits=_limits(settings))
+            meta = read_report_meta(path, limits=settings.zip_limits)
         except DspReportFileError as exc:
             reject_file(path, str(exc))
             result.failures.append(f"{exc} (moved to {settings.dsp_landing / 'rejected'})")
@@ -91,7 +86,7 @@ def _api_reports(
         outcomes = client.fetch_reports(
             wanted,
             dest_for,
-            validate=lambda path: validate_report_zip(path, limits=_limits(settings)),
+            validate=lambda path: validate_report_zip(path, limits=settings.zip_limits),
         )
     reports = []
     for outcome in outcomes:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from music_analytics.lib.dsp_report_zip import ZipLimits
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -117,6 +119,10 @@ class Settings:
     @property
     def dsp_landing(self) -> Path:
         return dsp_landing(self.home)
+
+    @property
+    def zip_limits(self) -> ZipLimits:
+        return ZipLimits(self.dsp_report_max_bytes, float(self.dsp_report_max_ratio))
 
     @property
     def dsp_archive(self) -> Path:

@@ -1,9 +1,4 @@
-{#- delete+insert only replaces the days that still have rows: the pre-hook empties the whole
-    partition range first, so a day whose reports were replaced by empty ones loses its rows. -#}
-{{ config(
-    unique_key='report_date',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ partition_window('report_date') }}{% endif %}",
-) }}
+{{ config(unique_key='report_date', pre_hook="{{ empty_partition_window('report_date') }}") }}
 
 with
 
