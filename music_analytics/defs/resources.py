@@ -117,7 +117,14 @@ def build_resources(settings: Settings) -> dict[str, object]:
     """
     settings.export_to_environment()
     return {
-        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "warehouse": DuckDBResource(
+            database=str(settings.warehouse_path),
+            connection_config=(
+                {"memory_limit": settings.duckdb_memory_limit}
+                if settings.duckdb_memory_limit
+                else {}
+            ),
+        ),
         "dbt": DbtCliResource(
             project_dir=dbt_project,
             profiles_dir=str(DBT_PROJECT_DIR),

@@ -238,11 +238,11 @@ def _insert_rows(
     """
     if not rows:
         return
-    batch_frame = _columns(rows, names, dtypes)  # noqa: F841 (read by DuckDB by name)
+    dsp_report_batch_rows = _columns(rows, names, dtypes)  # noqa: F841 (read by DuckDB by name)
     listed = ", ".join(names.split())
     conn.execute(
         f"insert into {RAW_SCHEMA}.{table} (dsp, report_date, {listed}, load_id, loaded_at) "
-        f"select $dsp, $day, {listed}, $load_id, $loaded_at from batch_frame",
+        f"select $dsp, $day, {listed}, $load_id, $loaded_at from dsp_report_batch_rows",
         constants,
     )
 

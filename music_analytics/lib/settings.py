@@ -31,6 +31,7 @@ DEFAULTS = {
     "DSP_API_MAX_ACTIVE_REPORTS": "10",
     "DSP_REPORT_MAX_MB": "1024",
     "DSP_REPORT_MAX_RATIO": "100",
+    "MUSIC_ANALYTICS_DUCKDB_MEMORY_LIMIT": "",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -111,6 +112,7 @@ class Settings:
     dsp_max_active_reports: int
     dsp_report_max_bytes: int
     dsp_report_max_ratio: int
+    duckdb_memory_limit: str  # e.g. "2GB" for the pipeline's connections; "" = DuckDB's default
 
     @property
     def dsp_api_configured(self) -> bool:
@@ -175,6 +177,7 @@ class Settings:
             ),
             dsp_report_max_bytes=_as_int("DSP_REPORT_MAX_MB", minimum=1) * 1024 * 1024,
             dsp_report_max_ratio=_as_int("DSP_REPORT_MAX_RATIO", minimum=1),
+            duckdb_memory_limit=_get("MUSIC_ANALYTICS_DUCKDB_MEMORY_LIMIT"),
         )
 
     def export_to_environment(self) -> None:

@@ -18,6 +18,7 @@ from music_analytics.lib.dsp_report_load import load_report_zip
 from music_analytics.lib.dsp_report_zip import DspReportFileError, ZipLimits, file_sha256
 from music_analytics.lib.dsps import DSP_KEYS
 from music_analytics.lib.sample_dsp_reports import build_report, write_report_zip
+from music_analytics_tests.spec_records import SPOTIFY
 
 DAY = date(2026, 3, 28)
 MEMBER = "analytics-report-2026-03-28.json"
@@ -29,91 +30,7 @@ TABLES = (
     "dsp_report_quarantine",
 )
 
-# The Spotify record of the analytics-reports seed, verbatim.
-SEED_RECORD = {
-    "id": 100001,
-    "data_date": "2026-03-28T00:00:00.000000Z",
-    "dsp_name": "Spotify",
-    "track_id": 5012,
-    "track_name": "Summer Breeze",
-    "album_id": 1830,
-    "album_name": "Coastal Dreams",
-    "spotify_track_id": "4a7b9c2d1e0f3a5b8c6d7e9f",
-    "isrc": "USRC12345678",
-    "country_stats": {
-        "US": {
-            "streams_count": 142,
-            "completion_rate": 72.5,
-            "valid_streams_count": 142,
-            "track_length_seconds": 215,
-            "total_reproduction_time": 24.831,
-            "significant_streams_count": 103,
-            "avg_reproduction_percentage": 81.2,
-        },
-        "GB": {
-            "streams_count": 38,
-            "completion_rate": 68.4,
-            "valid_streams_count": 38,
-            "track_length_seconds": 215,
-            "total_reproduction_time": 6.107,
-            "significant_streams_count": 26,
-            "avg_reproduction_percentage": 74.8,
-        },
-    },
-    "demographics": {
-        "age_groups": {"18-22": 45, "23-27": 62, "28-34": 38, "35-44": 21, "45-59": 14},
-        "genders": {"female": 88, "male": 79, "": 13},
-        "products": {"duo-master": 12, "family-sub": 28, "": 140},
-        "access_levels": {"premium": 124, "free": 56},
-        "subscription_types": [],
-    },
-    "aggregated_data": {
-        "total_streams": 180,
-        "total_skips": 47,
-        "total_saves": 0,
-        "total_shares": 0,
-    },
-    "content_type_stats": {
-        "audio_streams": 172,
-        "video_streams": 8,
-        "total_streams": 180,
-        "audio_percentage": 96,
-        "video_percentage": 4,
-    },
-    "geographic_stats": {
-        "regions": {"US-CA": 42, "US-NY": 31, "GB-LON": 22},
-        "geohashes": {"9q5c": 18, "dr5r": 14, "gcpu": 10},
-        "connection_countries": {"US": 142, "GB": 38},
-        "reporting_countries": {"US": 142, "GB": 38},
-        "total_geolocated_streams": 180,
-    },
-    "device_platform_stats": {
-        "device_types": {"cell phone": 112, "computer": 48, "tablet": 20},
-        "operating_systems": {"iOS": 78, "Android": 54, "Windows": 32, "macOS": 16},
-        "shuffle_usage": {"enabled": 95, "disabled": 85},
-        "repeat_usage": {"enabled": 12, "disabled": 168},
-    },
-    "source_stats": {
-        "sources": {"others_playlist": 72, "collection": 45, "radio": 33, "search": 30},
-        "source_uris": {"spotify:playlist:37i9dQZF1DX...": 42},
-    },
-    "engagement_stats": {
-        "completion_rate": 73.89,
-        "lyrics_viewed": 8,
-        "canvas_viewed": 3,
-        "discovery_streams": 33,
-        "total_analyzed": 180,
-    },
-    "timestamp_reliability": {
-        "online_streams": 165,
-        "offline_streams": 15,
-        "total_streams": 180,
-        "online_percentage": 92,
-        "offline_percentage": 8,
-    },
-    "created_at": "2026-03-29T02:15:00.000000Z",
-    "updated_at": "2026-03-29T02:15:00.000000Z",
-}
+SEED_RECORD = SPOTIFY  # the Spotify record of the analytics-reports seed, verbatim
 
 
 @pytest.fixture
