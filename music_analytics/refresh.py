@@ -13,7 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from music_analytics.defs.events.assets import RAW_EVENTS
-from music_analytics.defs.orchestration.sensors import days_touched
+from music_analytics.defs.orchestration.sensors import REFRESH_TAG, days_touched
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
 from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
 from music_analytics.lib.settings import Settings
@@ -72,7 +72,7 @@ def _ingest(
     defs: dg.Definitions, instance: dg.DagsterInstance, summary: RefreshSummary, log_level: str
 ) -> set[date]:
     result = defs.resolve_job_def("event_ingest_job").execute_in_process(
-        instance=instance, raise_on_error=True, run_config=_logging(log_level)
+        instance=instance, raise_on_error=True, run_config=_logging(log_level), tags=REFRESH_TAG
     )
     days: set[date] = set()
     for event in result.get_asset_materialization_events():

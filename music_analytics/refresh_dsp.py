@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from music_analytics.defs.dsp_reports.assets import RAW_DSP_RECORDS, dsp_report_zips
+from music_analytics.defs.orchestration.sensors import REFRESH_TAG
 from music_analytics.defs.partitions import dsp_partition_key, partition_bounds
 from music_analytics.defs.resources import build_dsp_api
 from music_analytics.lib.dsp_report_zip import (
@@ -128,7 +129,7 @@ def refresh_dsp_reports(
             partition_key=report.partition_key,
             run_config={**run_config, "ops": {dsp_report_zips.op.name: {"config": op_config}}},
             raise_on_error=False,
-            tags={"music_analytics/trigger": "refresh"},
+            tags=REFRESH_TAG,
         )
         if not run.success:
             result.failures.append(_failure(run, report.partition_key))

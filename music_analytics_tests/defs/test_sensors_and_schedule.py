@@ -9,7 +9,7 @@ import dagster as dg
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.events.sensors import event_files_sensor
 from music_analytics.defs.orchestration.schedules import daily_marts_schedule
-from music_analytics.defs.orchestration.sensors import marts_after_raw_load_sensor
+from music_analytics.defs.orchestration.sensors import REFRESH_TAG, marts_after_raw_load_sensor
 from music_analytics.defs.resources import DataFolders, build_resources
 from music_analytics_tests.conftest import event, write_lines
 
@@ -118,3 +118,21 @@ def test_schedule_clips_to_the_first_partition():
     when = datetime(2025, 1, 2, 2, 0, tzinfo=UTC)
     request = daily_marts_schedule(dg.build_schedule_context(scheduled_execution_time=when))
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-01-01", "2025-01-01")
+
+
+def test_marts_sensor_leaves_the_days_of_refresh_runs_to_refresh(settings):
+    """`music-analytics refresh` builds the marts itself: the sensor must not build them again."""
+    instance = dg.DagsterInstance.ephemeral()
+    path = write_lines(
+        settings.events_landing / "a.ndjson", [event(1, stream_start_time="2025-03-01 10:00:00")]
+    )
+    dg.materialize(
+        [stream_event_files],
+        resources=build_resources(settings),
+        instance=instance,
+        run_config={"ops": {"stream_event_files": {"config": {"paths": [str(path)]}}}},
+        tags=REFRESH_TAG,
+    )
+    context = dg.build_sensor_context(instance=instance)
+    assert marts_after_raw_load_sensor(context) == []
+    assert context.cursor  # the refresh's load is not looked at again

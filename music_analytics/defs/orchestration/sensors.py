@@ -12,12 +12,20 @@ from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
 
 RAW_SOURCES = (RAW_EVENTS, RAW_DSP_RECORDS)
 _BATCH = 200
+# Runs with this tag were started by `music-analytics refresh`, which builds the marts of the
+# days they touched itself: the sensor does not build them again.
+REFRESH_TAG = {"music_analytics/trigger": "refresh"}
 
 
 def days_touched(metadata: dict) -> list[date]:
     """The days a raw materialization reported in its `days_touched` metadata."""
     entry = metadata.get("days_touched")
     return [date.fromisoformat(d) for d in (entry.value if entry is not None else [])]
+
+
+def _runs_started_by_refresh(instance: dg.DagsterInstance, run_ids: set[str]) -> set[str]:
+    filters = dg.RunsFilter(run_ids=list(run_ids), tags=REFRESH_TAG)
+    return {record.dagster_run.run_id for record in instance.get_run_records(filters)}
 
 
 @dg.sensor(
@@ -32,19 +40,23 @@ def days_touched(metadata: dict) -> list[date]:
 def marts_after_raw_load_sensor(context: dg.SensorEvaluationContext):
     """Reads new raw materializations after the cursor (an event storage id) and requests runs."""
     cursor = int(context.cursor) if context.cursor else 0
-    newest = cursor
-    days: set[date] = set()
-    for key in RAW_SOURCES:
-        records = context.instance.fetch_materializations(
+    records = [
+        record
+        for key in RAW_SOURCES
+        for record in context.instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor),
             limit=_BATCH,
             ascending=True,
         ).records
-        for record in records:
-            days.update(days_touched(record.asset_materialization.metadata))
-            newest = max(newest, record.storage_id)
-    if newest == cursor:
+    ]
+    if not records:
         return dg.SkipReason("no new raw data")
+    newest = max(record.storage_id for record in records)
+    by_refresh = _runs_started_by_refresh(context.instance, {r.run_id for r in records})
+    days: set[date] = set()
+    for record in records:
+        if record.run_id not in by_refresh:
+            days.update(days_touched(record.asset_materialization.metadata))
     first, last = partition_bounds()
     inside, outside = clamp_days(days, first, last)
     if outside:
