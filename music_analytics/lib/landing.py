@@ -53,3 +53,21 @@ def file_run_key(path: Path) -> str:
     """A run key that is new whenever the file is new or rewritten: name, size and mtime."""
     stat = path.stat()
     return f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+LEDGER = ".loaded"  # in a landing folder: run keys of the files that were loaded (or skipped)
+
+
+def record_loaded(folder: Path, path: Path) -> None:
+    """Note in the folder's ledger that `path` (as it is now) was loaded, so its sensor does
+    not start a run for it; runs started by `refresh` and by the sensor both write here."""
+    if path.parent != folder or not path.exists():
+        return
+    with (folder / LEDGER).open("a") as ledger:  # one short O_APPEND write: safe across processes
+        ledger.write(file_run_key(path) + "\n")
+
+
+def loaded_keys(folder: Path) -> set[str]:
+    """The run keys in a landing folder's ledger."""
+    ledger = folder / LEDGER
+    return set(ledger.read_text().split()) if ledger.exists() else set()

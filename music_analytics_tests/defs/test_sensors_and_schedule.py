@@ -1,5 +1,6 @@
 """Sensors and the schedule through their build contexts."""
 
+import json
 import os
 import time
 from datetime import UTC, datetime
@@ -136,3 +137,28 @@ def test_marts_sensor_leaves_the_days_of_refresh_runs_to_refresh(settings):
     context = dg.build_sensor_context(instance=instance)
     assert marts_after_raw_load_sensor(context) == []
     assert context.cursor  # the refresh's load is not looked at again
+
+
+def test_file_sensor_skips_files_a_refresh_already_loaded(settings):
+    loaded = write_lines(settings.events_landing / "loaded.ndjson", [event(1)])
+    waiting = write_lines(settings.events_landing / "waiting.ndjson", [event(2)])
+    for path in (loaded, waiting):
+        age(path, 60)
+    dg.materialize(
+        [stream_event_files],
+        resources=build_resources(settings),
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {"stream_event_files": {"config": {"paths": [str(loaded)]}}}},
+    )
+    _, cursor = tick(settings)
+    requests, _ = tick(settings, cursor)
+    assert [r.tags["music_analytics/event_file"] for r in requests] == ["waiting.ndjson"]
+    with loaded.open("a") as handle:  # rewritten: a new version, so it runs again
+        handle.write(json.dumps(event(3)) + "\n")
+    age(loaded, 60)
+    _, cursor = tick(settings, cursor)
+    requests, _ = tick(settings, cursor)
+    assert sorted(r.tags["music_analytics/event_file"] for r in requests) == [
+        "loaded.ndjson",
+        "waiting.ndjson",
+    ]

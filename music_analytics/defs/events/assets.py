@@ -13,6 +13,7 @@ from music_analytics.lib.event_files import (
     list_event_files,
     load_event_file,
 )
+from music_analytics.lib.landing import record_loaded
 from music_analytics.lib.markdown import markdown_table
 from music_analytics.lib.warehouse import ensure_raw_tables, table_row_count
 
@@ -105,6 +106,7 @@ def stream_event_files(
                 failures[str(path)] = str(exc)
                 continue
             results.append(result)
+            record_loaded(folders.events_landing, path)
             context.log.info(
                 f"{path.name}: {result.status}, {result.rows_loaded} rows loaded, "
                 f"{result.rows_quarantined} quarantined"

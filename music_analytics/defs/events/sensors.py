@@ -7,7 +7,7 @@ import dagster as dg
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.resources import DataFolders
 from music_analytics.lib.event_files import list_event_files
-from music_analytics.lib.landing import file_run_key, settled_files
+from music_analytics.lib.landing import file_run_key, loaded_keys, settled_files
 
 event_ingest_job = dg.define_asset_job(
     "event_ingest_job",
@@ -27,11 +27,15 @@ def event_files_sensor(context: dg.SensorEvaluationContext, folders: DataFolders
 
     The run key is the file's name, size and mtime: the same file never runs twice, and a
     file rewritten in place runs again (its content hash then decides whether it loads).
+    Files in the folder's ledger (loaded by any run, `refresh` included) get no run.
     """
     previous: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
     files = list_event_files(folders.events_landing)
     ready, seen = settled_files(files, previous, folders.file_stable_seconds)
+    loaded = loaded_keys(folders.events_landing)  # e.g. by `music-analytics refresh`
     for path in ready:
+        if file_run_key(path) in loaded:
+            continue
         yield dg.RunRequest(
             run_key=file_run_key(path),
             run_config=dg.RunConfig(ops={"stream_event_files": {"config": {"paths": [str(path)]}}}),
