@@ -16,6 +16,7 @@ expired URLs. Handlers take a lock, so concurrent clients see consistent state.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import re
@@ -31,6 +32,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from music_analytics.lib.dsps import dsp_by_id
+from music_analytics_tests.spec_records import APPLE, SPOTIFY, YOUTUBE
 
 API_PREFIX = "/api/v1"
 STORAGE_PREFIX = "/s3/reports"
@@ -55,111 +57,26 @@ def _now() -> str:
 
 
 def sample_records(dsp_id: int, day: date, n: int = 2) -> list[dict[str, Any]]:
-    """`n` small records shaped like the DSP's (dsp-report-formats.md), ids and tracks varying."""
+    """`n` copies of the DSP's record as the documents print it (spec_records.py), on `day`,
+    with ids, track and ISRC varying."""
     records = []
     for i in range(n):
-        record: dict[str, Any] = {
-            "id": dsp_id * 100_000 + i + 1,
-            "data_date": f"{day.isoformat()}T00:00:00.000000Z",
-            "dsp_name": dsp_by_id(dsp_id).name if dsp_id in SUPPORTED_DSP_IDS else None,
-            "track_id": 5012 + i,
-            "track_name": f"Track {i + 1}",
-            "album_id": 1830,
-            "album_name": "Coastal Dreams",
-            "isrc": f"USRC1234{5678 + i}",
-        }
-        record.update(_DSP_FIELDS.get(dsp_id, lambda i: {})(i))
-        record["created_at"] = record["updated_at"] = f"{day.isoformat()}T02:15:00.000000Z"
+        record = copy.deepcopy(_SPEC_RECORDS.get(dsp_id, SPOTIFY))
+        record.update(
+            id=dsp_id * 100_000 + i + 1,
+            data_date=f"{day.isoformat()}T00:00:00.000000Z",
+            dsp_name=dsp_by_id(dsp_id).name if dsp_id in SUPPORTED_DSP_IDS else None,
+            track_id=5012 + i,
+            track_name=f"Track {i + 1}",
+            isrc=f"USRC1234{5678 + i}",
+            created_at=f"{day.isoformat()}T02:15:00.000000Z",
+            updated_at=f"{day.isoformat()}T02:15:00.000000Z",
+        )
         records.append(record)
     return records
 
 
-def _spotify(i: int) -> dict[str, Any]:
-    streams = 180 + i
-    return {
-        "spotify_track_id": f"4a7b9c2d1e0f3a5b8c6d7e{i:02d}",
-        "country_stats": {
-            "US": {
-                "streams_count": 142 + i,
-                "completion_rate": 72.5,
-                "valid_streams_count": 142 + i,
-                "track_length_seconds": 215,
-                "total_reproduction_time": 24.831,
-                "significant_streams_count": 103,
-                "avg_reproduction_percentage": 81.2,
-            },
-            "GB": {
-                "streams_count": 38,
-                "completion_rate": 68.4,
-                "valid_streams_count": 38,
-                "track_length_seconds": 215,
-                "total_reproduction_time": 6.107,
-                "significant_streams_count": 26,
-                "avg_reproduction_percentage": 74.8,
-            },
-        },
-        "demographics": {
-            "age_groups": {"18-22": 45, "23-27": 62},
-            "genders": {"female": 88, "male": 79, "": 13},
-            "subscription_types": [],
-        },
-        "aggregated_data": {
-            "total_streams": streams,
-            "total_skips": 47,
-            "total_saves": 0,
-            "total_shares": 0,
-        },
-        "engagement_stats": {"completion_rate": 73.89, "total_analyzed": streams},
-    }
-
-
-def _youtube(i: int) -> dict[str, Any]:
-    return {
-        "youtube_video_id": f"Zx81kPq0aW{i}",
-        "country_stats": {
-            "US": {
-                "views": 1210 + i,
-                "watch_time_minutes": 3050.5,
-                "avg_view_duration_seconds": 151.3,
-                "avg_view_percentage": 70.4,
-            },
-            "BR": {
-                "views": 305,
-                "watch_time_minutes": 610.0,
-                "avg_view_duration_seconds": 120.0,
-                "avg_view_percentage": 55.8,
-            },
-        },
-        "aggregated_data": {
-            "total_views": 1515 + i,
-            "total_watch_time_minutes": 3660.5,
-            "likes": 41,
-            "dislikes": 2,
-            "comments": 6,
-            "shares": 3,
-            "subscribers_gained": 1,
-        },
-    }
-
-
-def _apple(i: int) -> dict[str, Any]:
-    return {
-        "apple_track_id": f"14408577{81 + i}",
-        "country_stats": {
-            "US": {"plays": 320 + i, "listeners": 211},
-            "JP": {"plays": 44, "listeners": 30},
-        },
-        "aggregated_data": {
-            "total_plays": 364 + i,
-            "total_listeners": 241,
-            "library_adds": 17,
-            "playlist_adds": 5,
-        },
-        "shazam_stats": {"total_shazams": 45, "country_shazams": {"US": 30, "JP": 15}},
-    }
-
-
-_DSP_FIELDS: dict[int, Callable[[int], dict[str, Any]]] = {1: _spotify, 3: _youtube, 4: _apple}
+_SPEC_RECORDS: dict[int, dict[str, Any]] = {1: SPOTIFY, 3: YOUTUBE, 4: APPLE}
 
 
 def build_report_zip(
