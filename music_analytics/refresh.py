@@ -5,7 +5,10 @@ recorded in the Dagster instance at $DAGSTER_HOME (default $MUSIC_ANALYTICS_HOME
 they appear in the UI beside the ones the daemon launches.
 """
 
+import contextlib
+import io
 import os
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -87,6 +90,22 @@ def _ingest(
     return days
 
 
+@contextlib.contextmanager
+def _dbt_output_unless_it_fails(quiet: bool):
+    """dagster-dbt echoes every dbt log line to stdout; a quiet refresh shows them only when
+    the run fails (the run's event log in the instance keeps them either way)."""
+    if not quiet:
+        yield
+        return
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    except BaseException:
+        sys.stderr.write(buffer.getvalue()[-20_000:])
+        raise
+
+
 def _days(first: date, last: date) -> list[date]:
     return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
 
@@ -141,10 +160,11 @@ def refresh(
     ranges = contiguous_ranges(inside)
     marts_job = defs.resolve_job_def("daily_marts_job")
     for range_start, range_end in ranges:
-        marts_job.execute_in_process(
-            instance=instance,
-            tags=partition_range_tags(range_start, range_end),
-            run_config=_logging(log_level),
-        )
+        with _dbt_output_unless_it_fails(quiet=log_level not in ("DEBUG", "INFO")):
+            marts_job.execute_in_process(
+                instance=instance,
+                tags=partition_range_tags(range_start, range_end),
+                run_config=_logging(log_level),
+            )
         summary.ranges_built.append((range_start, range_end))
     return summary
