@@ -8,7 +8,7 @@ from music_analytics.defs.dsp_reports.sensors import dsp_landing_sensor, dsp_rep
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.events.sensors import event_files_sensor, event_ingest_job
 from music_analytics.defs.orchestration.jobs import daily_marts_job
-from music_analytics.defs.orchestration.schedules import daily_marts_schedule
+from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
 from music_analytics.defs.orchestration.sensors import marts_after_raw_load_sensor
 from music_analytics.defs.resources import build_resources
 from music_analytics.defs.transform.assets import dbt_daily_models
@@ -21,7 +21,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[stream_event_files, dsp_report_zips, dsp_report_tables, dbt_daily_models],
         jobs=[event_ingest_job, dsp_report_job, daily_marts_job],
-        schedules=[daily_marts_schedule, build_dsp_reports_schedule(settings)],
+        schedules=[build_daily_marts_schedule(settings), build_dsp_reports_schedule(settings)],
         sensors=[event_files_sensor, dsp_landing_sensor, marts_after_raw_load_sensor],
         resources=build_resources(settings),
     )

@@ -9,7 +9,7 @@ import dagster as dg
 
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.events.sensors import event_files_sensor
-from music_analytics.defs.orchestration.schedules import daily_marts_schedule
+from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
 from music_analytics.defs.orchestration.sensors import REFRESH_TAG, marts_after_raw_load_sensor
 from music_analytics.defs.resources import DataFolders, build_resources
 from music_analytics_tests.conftest import event, write_lines
@@ -108,16 +108,18 @@ def test_marts_sensor_rebuilds_exactly_the_days_loaded(settings):
     ]
 
 
-def test_schedule_rebuilds_yesterday_with_lookback():
+def test_schedule_rebuilds_yesterday_with_lookback(settings):
     when = datetime(2025, 6, 10, 2, 0, tzinfo=UTC)
-    request = daily_marts_schedule(dg.build_schedule_context(scheduled_execution_time=when))
+    schedule = build_daily_marts_schedule(settings)
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
     assert request.run_key == "daily:2025-06-09"
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-06-06", "2025-06-09")
 
 
-def test_schedule_clips_to_the_first_partition():
+def test_schedule_clips_to_the_first_partition(settings):
     when = datetime(2025, 1, 2, 2, 0, tzinfo=UTC)
-    request = daily_marts_schedule(dg.build_schedule_context(scheduled_execution_time=when))
+    schedule = build_daily_marts_schedule(settings)
+    request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
     assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-01-01", "2025-01-01")
 
 

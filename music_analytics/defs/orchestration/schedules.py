@@ -8,27 +8,31 @@ from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
 from music_analytics.lib.settings import Settings
 
-_settings = Settings.from_env()
 
+def build_daily_marts_schedule(settings: Settings) -> dg.ScheduleDefinition:
+    """The schedule with the cron and look-back of `settings`."""
 
-@dg.schedule(
-    job=daily_marts_job,
-    cron_schedule=_settings.daily_cron,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description=(
-        "Rebuilds yesterday's mart partitions and the MUSIC_ANALYTICS_LOOKBACK_DAYS before it, "
-        "as one run (cron: MUSIC_ANALYTICS_DAILY_CRON, UTC)."
-    ),
-)
-def daily_marts_schedule(context: dg.ScheduleEvaluationContext):
-    """One run over [yesterday - look-back, yesterday], clipped to the partitions that exist."""
-    yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
-    first_partition, _ = partition_bounds(context.scheduled_execution_time)
-    first = max(yesterday - timedelta(days=_settings.lookback_days), first_partition)
-    if yesterday < first_partition:
-        return dg.SkipReason(f"no partition before {yesterday} exists yet")
-    return dg.RunRequest(
-        run_key=f"daily:{yesterday.isoformat()}",
-        tags=partition_range_tags(first, yesterday),
+    @dg.schedule(
+        name="daily_marts_schedule",
+        job=daily_marts_job,
+        cron_schedule=settings.daily_cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=(
+            "Rebuilds yesterday's mart partitions and the MUSIC_ANALYTICS_LOOKBACK_DAYS before "
+            "it, as one run (cron: MUSIC_ANALYTICS_DAILY_CRON, UTC)."
+        ),
     )
+    def daily_marts_schedule(context: dg.ScheduleEvaluationContext):
+        """One run over [yesterday - look-back, yesterday], clipped to the existing partitions."""
+        yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
+        first_partition, _ = partition_bounds(context.scheduled_execution_time)
+        first = max(yesterday - timedelta(days=settings.lookback_days), first_partition)
+        if yesterday < first_partition:
+            return dg.SkipReason(f"no partition before {yesterday} exists yet")
+        return dg.RunRequest(
+            run_key=f"daily:{yesterday.isoformat()}",
+            tags=partition_range_tags(first, yesterday),
+        )
+
+    return daily_marts_schedule
