@@ -32,6 +32,14 @@ DEFAULTS = {
     "DSP_REPORT_MAX_MB": "1024",
     "DSP_REPORT_MAX_RATIO": "100",
     "MUSIC_ANALYTICS_DUCKDB_MEMORY_LIMIT": "",
+    "SPOTIFY_CLIENT_ID": "",
+    "SPOTIFY_API_BASE_URL": "https://api.spotify.com/v1/",
+    "SPOTIFY_ACCOUNTS_BASE_URL": "https://accounts.spotify.com",
+    "SPOTIFY_REDIRECT_URI": "http://127.0.0.1:8888/callback",
+    "SPOTIFY_REFRESH_TOKEN_FILE": "",
+    "SPOTIFY_RETRY_AFTER_CAP_SECONDS": "60",
+    "MUSIC_ANALYTICS_SPOTIFY_POLL_MINUTES": "30",
+    "MUSIC_ANALYTICS_SPOTIFY_USER": "me",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -45,6 +53,11 @@ def events_landing(home: Path | str) -> Path:
 def dsp_landing(home: Path | str) -> Path:
     """Where report ZIPs downloaded by hand are dropped under a MUSIC_ANALYTICS_HOME."""
     return Path(home) / "landing" / "dsp"
+
+
+def spotify_history_landing(home: Path | str) -> Path:
+    """Where Spotify's privacy export (the ZIP or its JSON files) is dropped."""
+    return Path(home) / "landing" / "spotify_history"
 
 
 def dsp_archive(home: Path | str) -> Path:
@@ -113,6 +126,23 @@ class Settings:
     dsp_report_max_bytes: int
     dsp_report_max_ratio: int
     duckdb_memory_limit: str  # e.g. "2GB" for the pipeline's connections; "" = DuckDB's default
+    spotify_client_id: str
+    spotify_secrets_set: bool  # SPOTIFY_CLIENT_SECRET and a refresh token (env or file) exist
+    spotify_api_base_url: str
+    spotify_accounts_base_url: str
+    spotify_redirect_uri: str
+    spotify_refresh_token_file: Path  # where `music-analytics spotify-auth` stores the token
+    spotify_retry_after_cap_seconds: int
+    spotify_poll_minutes: int
+    spotify_user: str  # user_id of the Spotify plays in the marts
+
+    @property
+    def spotify_configured(self) -> bool:
+        return bool(self.spotify_client_id) and self.spotify_secrets_set
+
+    @property
+    def spotify_history_landing(self) -> Path:
+        return spotify_history_landing(self.home)
 
     @property
     def dsp_api_configured(self) -> bool:
@@ -153,6 +183,9 @@ class Settings:
         home = Path(_get("MUSIC_ANALYTICS_HOME")).expanduser()
         if not home.is_absolute():
             home = (PROJECT_ROOT / home).resolve()
+        token_file = Path(
+            _get("SPOTIFY_REFRESH_TOKEN_FILE") or home / "secrets" / "spotify_refresh_token"
+        ).expanduser()
         raw_start = _get("MUSIC_ANALYTICS_START_DATE")
         try:
             start_date = date.fromisoformat(raw_start)
@@ -178,6 +211,16 @@ class Settings:
             dsp_report_max_bytes=_as_int("DSP_REPORT_MAX_MB", minimum=1) * 1024 * 1024,
             dsp_report_max_ratio=_as_int("DSP_REPORT_MAX_RATIO", minimum=1),
             duckdb_memory_limit=_get("MUSIC_ANALYTICS_DUCKDB_MEMORY_LIMIT"),
+            spotify_client_id=_get("SPOTIFY_CLIENT_ID"),
+            spotify_secrets_set=bool(os.environ.get("SPOTIFY_CLIENT_SECRET", "").strip())
+            and (bool(os.environ.get("SPOTIFY_REFRESH_TOKEN", "").strip()) or token_file.is_file()),
+            spotify_api_base_url=_get("SPOTIFY_API_BASE_URL"),
+            spotify_accounts_base_url=_get("SPOTIFY_ACCOUNTS_BASE_URL").rstrip("/"),
+            spotify_redirect_uri=_get("SPOTIFY_REDIRECT_URI"),
+            spotify_refresh_token_file=token_file,
+            spotify_retry_after_cap_seconds=_as_int("SPOTIFY_RETRY_AFTER_CAP_SECONDS"),
+            spotify_poll_minutes=_as_int("MUSIC_ANALYTICS_SPOTIFY_POLL_MINUTES", minimum=1),
+            spotify_user=_get("MUSIC_ANALYTICS_SPOTIFY_USER"),
         )
 
     def export_to_environment(self) -> None:
@@ -186,6 +229,12 @@ class Settings:
 
     def ensure_folders(self) -> None:
         """Create the home, landing, archive and export folders a fresh machine lacks."""
-        folders = (self.events_landing, self.dsp_landing, self.dsp_archive, self.exports_dir)
+        folders = (
+            self.events_landing,
+            self.dsp_landing,
+            self.spotify_history_landing,
+            self.dsp_archive,
+            self.exports_dir,
+        )
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)

@@ -132,6 +132,131 @@ RAW_TABLES_DDL = (
         loaded_at timestamp not null
     )
     """,
+    # Spotify: plays polled from recently-played, the privacy export's history, metadata.
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_polls (
+        poll_id varchar primary key,            -- time-ordered
+        polled_at timestamp not null,
+        after_ms bigint,                        -- the cursor sent (null: first poll)
+        cursor_after_ms bigint,                 -- the cursor to send next time
+        plays_returned integer not null,
+        plays_new integer not null,
+        full_page boolean not null              -- 50 plays all newer than the cursor: likely gap
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_plays (
+        played_at timestamp not null,           -- UTC, as recently-played reports it
+        track_id varchar not null,
+        track_name varchar,
+        duration_ms bigint,
+        artist_ids varchar[],
+        artist_names varchar[],
+        album_id varchar,
+        album_name varchar,
+        album_release_date varchar,
+        isrc varchar,
+        context_type varchar,
+        context_uri varchar,
+        item json not null,                     -- the API's item, verbatim
+        poll_id varchar not null,
+        loaded_at timestamp not null,
+        primary key (played_at, track_id)       -- each play once, whatever the polls overlap
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_history (
+        ended_at timestamp not null,            -- UTC end of the play (`ts` / `endTime`)
+        ended_at_precision_seconds integer not null,  -- 1, or 60 for account-data files
+        ms_played bigint not null,
+        kind varchar not null,                  -- music | podcast | audiobook | video | unknown
+        track_uri varchar,
+        track_id varchar,
+        track_name varchar,
+        artist_name varchar,
+        album_name varchar,
+        episode_name varchar,
+        show_name varchar,
+        episode_uri varchar,
+        audiobook_title varchar,
+        audiobook_uri varchar,
+        audiobook_chapter_uri varchar,
+        audiobook_chapter_title varchar,
+        platform varchar,
+        conn_country varchar,
+        reason_start varchar,
+        reason_end varchar,
+        shuffle boolean,
+        skipped boolean,
+        offline boolean,
+        offline_timestamp timestamp,
+        incognito_mode boolean,
+        shape varchar not null,                 -- extended | endsong | account_data
+        play_key varchar not null,              -- the same play in two files has one key
+        source_file varchar not null,
+        member varchar,                         -- the file inside a ZIP
+        row_number bigint not null,
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_history_quarantine (
+        source_file varchar not null,
+        member varchar,
+        row_number bigint not null,
+        row_json varchar not null,
+        error varchar not null,
+        load_id varchar not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_history_files (
+        load_id varchar primary key,
+        source_file varchar not null,
+        member varchar,
+        content_sha256 varchar not null unique, -- of the member's bytes: a re-import adds nothing
+        shape varchar not null,
+        plays_loaded bigint not null,
+        plays_already_loaded bigint not null,
+        rows_quarantined bigint not null,
+        loaded_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_tracks (
+        track_id varchar primary key,
+        track_name varchar,
+        duration_ms bigint,
+        popularity integer,
+        album_id varchar,
+        album_name varchar,
+        album_release_date varchar,
+        isrc varchar,
+        artist_ids varchar[],
+        item json not null,
+        fetched_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_artists (
+        artist_id varchar primary key,
+        artist_name varchar,
+        genres varchar[],
+        popularity integer,
+        item json not null,
+        fetched_at timestamp not null
+    )
+    """,
+    f"""
+    create table if not exists {RAW_SCHEMA}.spotify_audio_features (
+        track_id varchar primary key,
+        available boolean not null,             -- false: the API refused (403 for new apps)
+        features json,
+        fetched_at timestamp not null
+    )
+    """,
 )
 
 
