@@ -38,8 +38,15 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         f"quarantined {summary.rows_quarantined}; {summary.dsp_reports_loaded} DSP report(s) "
         f"with {summary.dsp_records_loaded} records; marts rebuilt: {built}"
     )
+    if summary.spotify_history_plays or summary.spotify_polled_plays:
+        print(
+            f"Spotify: {summary.spotify_history_plays} play(s) imported from exports, "
+            f"{summary.spotify_polled_plays} new polled play(s)"
+        )
     for failure in summary.dsp_failures:
         print(f"error: DSP report not loaded: {failure}", file=sys.stderr)
+    for failure in summary.spotify_failures:
+        print(f"error: Spotify: {failure}", file=sys.stderr)
     outside = summary.days_outside_partitions
     if outside:
         print(
@@ -47,7 +54,69 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             f"rebuilt ({outside[0]}..{outside[-1]}); see MUSIC_ANALYTICS_START_DATE",
             file=sys.stderr,
         )
-    return 1 if summary.dsp_failures else 0
+    return 1 if summary.dsp_failures or summary.spotify_failures else 0
+
+
+def cmd_spotify_auth(args: argparse.Namespace) -> int:
+    """The one-time OAuth authorization-code flow, for a machine without a browser."""
+    import os
+
+    from music_analytics.lib.spotify_client import (
+        DEFAULT_SCOPES,
+        SpotifyApiError,
+        authorization_url,
+        exchange_code,
+        new_state,
+    )
+
+    settings = Settings.from_env()
+    secret = os.environ.get("SPOTIFY_CLIENT_SECRET", "").strip()
+    if not settings.spotify_client_id or not secret:
+        print(
+            "music-analytics: set SPOTIFY_CLIENT_ID and SPOTIFY_CLIENT_SECRET first (in the "
+            "environment or .env); see the README's 'Connect Spotify'.",
+            file=sys.stderr,
+        )
+        return 2
+    state = new_state()
+    url = authorization_url(
+        settings.spotify_client_id,
+        settings.spotify_redirect_uri,
+        DEFAULT_SCOPES,
+        state,
+        accounts_base_url=settings.spotify_accounts_base_url,
+    )
+    print(
+        "1. Open this URL in any browser, log in to Spotify and approve:\n\n"
+        f"   {url}\n\n"
+        f"2. The browser then goes to {settings.spotify_redirect_uri}?code=... and shows an "
+        "error page (nothing listens there): that is expected.\n"
+        "3. Copy that whole address from the browser's address bar and paste it here."
+    )
+    redirected = args.redirected_url or input("Redirected URL: ").strip()
+    try:
+        token = exchange_code(
+            settings.spotify_client_id,
+            secret,
+            settings.spotify_redirect_uri,
+            redirected,
+            state=state if not args.redirected_url else None,
+            accounts_base_url=settings.spotify_accounts_base_url,
+        )
+    except (SpotifyApiError, ValueError) as exc:
+        print(f"music-analytics: {exc}", file=sys.stderr)
+        return 1
+    path = settings.spotify_refresh_token_file
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(token + "\n")
+    print(
+        f"Connected. The refresh token is stored in {path} (readable by you only), where the "
+        "pipeline reads it; keep it out of the repository. Restart `make dev` and turn on "
+        "spotify_poll_schedule in the UI (Automation)."
+    )
+    return 0
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
@@ -93,6 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from music_analytics.demo import print_demo_summary
     from music_analytics.lib.sample_dsp_reports import generate_dsp_reports
     from music_analytics.lib.sample_events import generate_events
+    from music_analytics.lib.sample_spotify_history import generate_history_export
     from music_analytics.refresh import refresh
 
     settings = Settings.from_env()
@@ -121,6 +191,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(f"generated {len(reports)} DSP report ZIPs under {settings.dsp_landing}")
+    export = generate_history_export(
+        settings.spotify_history_landing,
+        start=start,
+        days=args.days,
+        plays_per_day=args.spotify_plays_per_day,
+        seed=args.seed,
+    )
+    print(f"generated a Spotify streaming-history export: {export}")
     print("loading everything and building every mart (one dbt run)...", flush=True)
     summary = refresh(settings=settings, log_level="WARNING")
     print_demo_summary(settings, summary, elapsed=time.monotonic() - began)
@@ -158,7 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--dsp-days", type=_positive, default=7, help="days of DSP reports")
     demo.add_argument("--dsp-records", type=_positive, default=300, help="records per report")
+    demo.add_argument(
+        "--spotify-plays-per-day", type=_positive, default=40, help="plays in the sample export"
+    )
     demo.set_defaults(handler=cmd_demo)
+
+    auth = commands.add_parser(
+        "spotify-auth", help="connect a Spotify account (one-time OAuth flow, no browser needed)"
+    )
+    auth.add_argument(
+        "--redirected-url",
+        help="the URL Spotify redirected to (skips the prompt and the state check; for scripts)",
+    )
+    auth.set_defaults(handler=cmd_spotify_auth)
 
     home = commands.add_parser(
         "dagster-home", help="print (and create) the DAGSTER_HOME the CLI and `make dev` share"

@@ -11,6 +11,17 @@ from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
 from music_analytics.defs.orchestration.sensors import marts_after_raw_load_sensor
 from music_analytics.defs.resources import build_resources
+from music_analytics.defs.spotify.assets import (
+    spotify_history_files,
+    spotify_metadata,
+    spotify_plays,
+)
+from music_analytics.defs.spotify.sensors import (
+    build_spotify_poll_schedule,
+    spotify_history_job,
+    spotify_history_sensor,
+    spotify_poll_job,
+)
 from music_analytics.defs.transform.assets import dbt_daily_models
 from music_analytics.lib.settings import Settings
 
@@ -19,10 +30,33 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, jobs, schedules and sensors, with resources pointing at `settings.home`."""
     settings = settings or Settings.from_env()
     return dg.Definitions(
-        assets=[stream_event_files, dsp_report_zips, dsp_report_tables, dbt_daily_models],
-        jobs=[event_ingest_job, dsp_report_job, daily_marts_job],
-        schedules=[build_daily_marts_schedule(settings), build_dsp_reports_schedule(settings)],
-        sensors=[event_files_sensor, dsp_landing_sensor, marts_after_raw_load_sensor],
+        assets=[
+            stream_event_files,
+            dsp_report_zips,
+            dsp_report_tables,
+            spotify_plays,
+            spotify_history_files,
+            spotify_metadata,
+            dbt_daily_models,
+        ],
+        jobs=[
+            event_ingest_job,
+            dsp_report_job,
+            spotify_poll_job,
+            spotify_history_job,
+            daily_marts_job,
+        ],
+        schedules=[
+            build_daily_marts_schedule(settings),
+            build_dsp_reports_schedule(settings),
+            build_spotify_poll_schedule(settings),
+        ],
+        sensors=[
+            event_files_sensor,
+            dsp_landing_sensor,
+            spotify_history_sensor,
+            marts_after_raw_load_sensor,
+        ],
         resources=build_resources(settings),
     )
 

@@ -34,6 +34,15 @@ group by isrc order by total desc, isrc limit 5
 """
 
 
+LISTENING_SQL = """
+select hour_of_day, sum(plays) as plays, round(sum(minutes_played), 0) as minutes,
+       round(sum(skipped_plays) * 1.0 / nullif(sum(plays), 0), 2) as skip_rate,
+       sum(sessions_started) as sessions
+from marts.listening_history
+group by hour_of_day order by plays desc, hour_of_day limit 5
+"""
+
+
 def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> str:
     columns = [d[0] for d in cursor.description]
     rows = [[str(v) for v in row] for row in cursor.fetchall()]
@@ -58,12 +67,15 @@ def print_demo_summary(settings: Settings, summary: RefreshSummary, elapsed: flo
         print(_table(f"Genres on the last day ({days[1]}):", conn.execute(GENRE_TRENDS_SQL)))
         print()
         print(_table("Tracks across DSPs (DSP reports):", conn.execute(DSP_TRACKS_SQL)))
+        print()
+        print(_table("Your busiest listening hours (Spotify export):", conn.execute(LISTENING_SQL)))
     built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built)
     print(f"""
 Rows loaded:       {summary.rows_loaded} from {summary.files_loaded} files
 Rows quarantined:  {summary.rows_quarantined} (see raw.stream_events_quarantine)
 DSP reports:       {summary.dsp_reports_loaded} loaded, {summary.dsp_records_loaded} records \
 (archived under {settings.dsp_archive})
+Spotify plays:     {summary.spotify_history_plays} imported from the sample export
 Marts built:       {days[2]} days ({built}) in {len(summary.ranges_built)} run(s)
 Warehouse:         {settings.warehouse_path}
 Exports folder:    {settings.exports_dir} (Parquet exports for BI tools are not built yet)

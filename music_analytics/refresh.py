@@ -21,6 +21,7 @@ from music_analytics.defs.partitions import partition_bounds, partition_range_ta
 from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
 from music_analytics.lib.settings import Settings
 from music_analytics.refresh_dsp import DSP_API_POOL, refresh_dsp_reports
+from music_analytics.refresh_spotify import refresh_spotify
 
 DAGSTER_YAML = """\
 # Written by music-analytics. Every step that writes the DuckDB warehouse runs in the pool
@@ -64,6 +65,9 @@ class RefreshSummary:
     dsp_reports_loaded: int = 0
     dsp_records_loaded: int = 0
     dsp_failures: list[str] = field(default_factory=list)
+    spotify_history_plays: int = 0
+    spotify_polled_plays: int = 0
+    spotify_failures: list[str] = field(default_factory=list)
 
 
 def _logging(level: str) -> dict:
@@ -120,7 +124,8 @@ def refresh(
 ) -> RefreshSummary:
     """Ingest every waiting file, then rebuild the marts of the days that changed.
 
-    Event files and DSP report ZIPs waiting in landing/ are loaded. With start and end, the
+    Event files, DSP report ZIPs and Spotify exports waiting in landing/ are loaded, and
+    recently-played is polled once when Spotify is connected. With start and end, the
     DSP reports of those days are also fetched from the API (when it is configured) for every
     DSP in MUSIC_ANALYTICS_DSPS, and that range of marts is rebuilt (with any day a load
     touched outside it). Each contiguous
@@ -154,6 +159,11 @@ def refresh(
     summary.dsp_records_loaded = dsp.records_loaded
     summary.dsp_failures = dsp.failures
     changed |= dsp.days_touched
+    spotify = refresh_spotify(defs, instance, settings, _logging(log_level))
+    summary.spotify_history_plays = spotify.history_plays_loaded
+    summary.spotify_polled_plays = spotify.polled_plays_new
+    summary.spotify_failures = spotify.failures
+    changed |= spotify.days_touched
     if explicit:  # the range asked for, and any day a load touched outside it
         changed |= set(_days(*explicit))
     inside, summary.days_outside_partitions = clamp_days(changed, first, last)

@@ -5,11 +5,15 @@ run config show the variable's name, never its value.
 """
 
 import logging
+import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
@@ -23,7 +27,9 @@ from music_analytics.lib.settings import (
     dsp_archive,
     dsp_landing,
     events_landing,
+    spotify_history_landing,
 )
+from music_analytics.lib.spotify_client import SpotifyPlaysClient
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()
@@ -36,6 +42,17 @@ def dbt_executable() -> str:
         if (folder / "dbt").exists():
             return str(folder / "dbt")
     return shutil.which("dbt") or "dbt"
+
+
+@contextmanager
+def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`warehouse.get_connection()`, closed even when the block raises (dagster-duckdb's own
+    context manager skips the close on an exception, keeping the file open in this process)."""
+    with warehouse.get_connection() as conn:
+        try:
+            yield conn
+        finally:
+            conn.close()
 
 
 class DataFolders(dg.ConfigurableResource):
@@ -58,6 +75,14 @@ class DataFolders(dg.ConfigurableResource):
     @property
     def dsp_archive(self) -> Path:
         return dsp_archive(self.home)
+
+    @property
+    def spotify_history_landing(self) -> Path:
+        return spotify_history_landing(self.home)
+
+    @property
+    def spotify_history_archive(self) -> Path:
+        return Path(self.home) / "archive" / "spotify_history"
 
     @property
     def zip_limits(self) -> ZipLimits:
@@ -109,6 +134,62 @@ def build_dsp_api(settings: Settings, **overrides) -> DspApi:
     return DspApi(**{**fields, **overrides})
 
 
+class SpotifyApi(dg.ConfigurableResource):
+    """The listener's Spotify account: app credentials and refresh token (EnvVars), base URLs.
+
+    The refresh token comes from SPOTIFY_REFRESH_TOKEN or, when that is unset, from the file
+    `music-analytics spotify-auth` wrote (SPOTIFY_REFRESH_TOKEN_FILE).
+    """
+
+    client_id: str = ""
+    client_secret: str = ""
+    refresh_token: str = ""
+    refresh_token_file: str = ""
+    api_base_url: str = "https://api.spotify.com/v1/"
+    accounts_base_url: str = "https://accounts.spotify.com"
+    retry_after_cap_seconds: int = 60
+
+    def _refresh_token(self) -> str:
+        if self.refresh_token:
+            return self.refresh_token
+        path = Path(self.refresh_token_file) if self.refresh_token_file else None
+        return path.read_text().strip() if path and path.is_file() else ""
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret and self._refresh_token())
+
+    def client(self, log: logging.Logger | None = None) -> SpotifyPlaysClient:
+        """A spotipy-based client; the access token is refreshed from the refresh token."""
+        return SpotifyPlaysClient(
+            self.client_id,
+            self.client_secret,
+            self._refresh_token(),
+            api_base_url=self.api_base_url,
+            accounts_base_url=self.accounts_base_url,
+            retry_after_cap=float(self.retry_after_cap_seconds),
+            log=log,
+        )
+
+
+def build_spotify_api(settings: Settings, **overrides) -> SpotifyApi:
+    """The Spotify resource; secrets are EnvVars when set in the environment."""
+
+    def env(name: str):
+        return dg.EnvVar(name) if os.environ.get(name, "").strip() else ""
+
+    fields = dict(
+        client_id=settings.spotify_client_id,
+        client_secret=env("SPOTIFY_CLIENT_SECRET"),
+        refresh_token=env("SPOTIFY_REFRESH_TOKEN"),
+        refresh_token_file=str(settings.spotify_refresh_token_file),
+        api_base_url=settings.spotify_api_base_url,
+        accounts_base_url=settings.spotify_accounts_base_url,
+        retry_after_cap_seconds=settings.spotify_retry_after_cap_seconds,
+    )
+    return SpotifyApi(**{**fields, **overrides})
+
+
 def build_resources(settings: Settings) -> dict[str, object]:
     """The resources of the code location, all pointing at `settings.home`.
 
@@ -138,4 +219,5 @@ def build_resources(settings: Settings) -> dict[str, object]:
             dsp_report_max_ratio=settings.dsp_report_max_ratio,
         ),
         "dsp_api": build_dsp_api(settings),
+        "spotify": build_spotify_api(settings),
     }

@@ -30,6 +30,20 @@ def test_definitions_load_with_every_object(settings):
         "marts/dsp_track_country_daily",
         "marts/dsp_breakdown_daily",
         "marts/track_performance_daily",
+        "raw/spotify_plays",
+        "raw/spotify_history",
+        "raw/spotify_history_quarantine",
+        "raw/spotify_tracks",
+        "raw/spotify_artists",
+        "raw/spotify_audio_features",
+        "staging/stg_spotify__plays",
+        "staging/stg_spotify__history",
+        "staging/stg_spotify__history_episodes",
+        "staging/stg_spotify__tracks",
+        "staging/stg_spotify__artists",
+        "staging/int_spotify__plays_unified",
+        "marts/listening_history",
+        "marts/listening_sessions",
     }
     # dbt tests arrive as asset checks on the marts
     checked = {k.asset_key.to_user_string() for k in graph.asset_check_keys}
@@ -39,8 +53,10 @@ def test_definitions_load_with_every_object(settings):
     assert {s.name for s in defs.sensors} == {
         "event_files_sensor",
         "dsp_landing_sensor",
+        "spotify_history_sensor",
         "marts_after_raw_load_sensor",
     }
+    assert defs.resolve_schedule_def("spotify_poll_schedule").cron_schedule == "*/30 * * * *"
     assert defs.resolve_schedule_def("dsp_reports_schedule").cron_schedule == "0 1 * * *"
     assert defs.resolve_job_def("dsp_report_job").partitions_def.partition_dimension_names == [
         "date",

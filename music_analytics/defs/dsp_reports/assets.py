@@ -19,7 +19,7 @@ from music_analytics.defs.dsp_reports.checks import (
     record_count_result,
 )
 from music_analytics.defs.partitions import dsp_daily_partitions, dsp_partition
-from music_analytics.defs.resources import DataFolders, DspApi
+from music_analytics.defs.resources import DataFolders, DspApi, open_warehouse
 from music_analytics.lib.dsp_api_client import (
     DspApiError,
     DspApiUnavailable,
@@ -215,7 +215,7 @@ def dsp_report_tables(
             ),
             allow_retries=False,
         )
-    with warehouse.get_connection() as conn:
+    with open_warehouse(warehouse) as conn:
         try:
             result = load_report_zip(
                 conn,

@@ -6,7 +6,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from music_analytics.defs.resources import DataFolders
+from music_analytics.defs.resources import DataFolders, open_warehouse
 from music_analytics.lib.event_files import (
     EventFileError,
     FileLoadResult,
@@ -96,7 +96,7 @@ def stream_event_files(
     files = [Path(p) for p in config.paths] or list_event_files(folders.events_landing)
     results: list[FileLoadResult] = []
     failures: dict[str, str] = {}
-    with warehouse.get_connection() as conn:
+    with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)  # a run with no file yet still reports (empty) tables
         for path in files:
             try:

@@ -8,9 +8,10 @@ from music_analytics.defs.dsp_reports.assets import RAW_DSP_RECORDS
 from music_analytics.defs.events.assets import RAW_EVENTS
 from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
+from music_analytics.defs.spotify.assets import RAW_SPOTIFY_HISTORY, RAW_SPOTIFY_PLAYS
 from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
 
-RAW_SOURCES = (RAW_EVENTS, RAW_DSP_RECORDS)
+RAW_SOURCES = (RAW_EVENTS, RAW_DSP_RECORDS, RAW_SPOTIFY_PLAYS, RAW_SPOTIFY_HISTORY)
 _BATCH = 200
 # Runs with this tag were started by `music-analytics refresh`, which builds the marts of the
 # days they touched itself: the sensor does not build them again.

@@ -1,0 +1,138 @@
+{{ config(unique_key='stream_date', pre_hook="{{ empty_partition_window('stream_date') }}") }}
+
+{#- A new session starts after a gap of more than this many minutes without music. -#}
+{%- set session_gap_minutes = 30 -%}
+
+with
+
+-- every Spotify play ever: a session's start depends on the play before it, whatever its day
+spotify_plays as (
+
+    select
+        * exclude (started_at),
+        started_at as stream_start_time
+    from {{ ref('int_spotify__plays_unified') }}
+
+),
+
+-- the latest end of any earlier play (plays may overlap), so the gap before this play
+flagged as (
+
+    select
+        *,
+        max(ended_at) over (
+            order by stream_start_time, stream_id
+            rows between unbounded preceding and 1 preceding
+        ) as previous_ended_at
+    from spotify_plays
+
+),
+
+plays as (
+
+    select
+        *,
+        extract(hour from stream_start_time) as hour_of_day,
+        previous_ended_at is null
+            or stream_start_time
+                > previous_ended_at + interval '{{ session_gap_minutes }} minutes'
+            as starts_session
+    from flagged
+    where {{ partition_window('stream_date') }}
+
+),
+
+episodes as (
+
+    select
+        stream_date,
+        extract(hour from started_at) as hour_of_day,
+        kind,
+        ms_played
+    from {{ ref('stg_spotify__history_episodes') }}
+    where {{ partition_window('stream_date') }}
+
+),
+
+music_hours as (
+
+    select
+        stream_date,
+        hour_of_day,
+        count(*) as plays,
+        sum(duration_seconds) / 60.0 as minutes_played,
+        count(distinct track_id) as distinct_tracks,
+        count(distinct artist_id) as distinct_artists,
+        count(*) filter (where is_completed) as completed_plays,
+        count(*) filter (where skipped) as skipped_plays,
+        count(skipped) as plays_with_skip_known,
+        count(*) filter (where starts_session) as sessions_started
+    from plays
+    group by stream_date, hour_of_day
+
+),
+
+-- the artist played most in the hour; ties go to the smallest artist_id
+artist_ranked as (
+
+    select
+        stream_date,
+        hour_of_day,
+        artist_id,
+        row_number() over (
+            partition by stream_date, hour_of_day order by count(*) desc, artist_id
+        ) as artist_rank
+    from plays
+    where artist_id is not null
+    group by stream_date, hour_of_day, artist_id
+
+),
+
+episode_hours as (
+
+    select
+        stream_date,
+        hour_of_day,
+        sum(ms_played) filter (where kind = 'podcast') / 60000.0 as podcast_minutes,
+        sum(ms_played) filter (where kind = 'audiobook') / 60000.0 as audiobook_minutes
+    from episodes
+    group by stream_date, hour_of_day
+
+),
+
+final as (
+
+    select
+        -- grain (UTC)
+        coalesce(music_hours.stream_date, episode_hours.stream_date) as stream_date,
+        cast(coalesce(music_hours.hour_of_day, episode_hours.hour_of_day) as integer)
+            as hour_of_day,
+
+        -- music
+        coalesce(music_hours.plays, 0) as plays,
+        coalesce(music_hours.minutes_played, 0) as minutes_played,
+        coalesce(music_hours.distinct_tracks, 0) as distinct_tracks,
+        coalesce(music_hours.distinct_artists, 0) as distinct_artists,
+        coalesce(music_hours.completed_plays, 0) as completed_plays,
+        coalesce(music_hours.skipped_plays, 0) as skipped_plays,
+        cast(music_hours.skipped_plays as double)
+            / nullif(music_hours.plays_with_skip_known, 0) as skip_rate,
+        artist_ranked.artist_id as top_artist_id,
+        coalesce(music_hours.sessions_started, 0) as sessions_started,
+
+        -- spoken word, from the export only
+        coalesce(episode_hours.podcast_minutes, 0) as podcast_minutes,
+        coalesce(episode_hours.audiobook_minutes, 0) as audiobook_minutes
+
+    from music_hours
+    full outer join episode_hours
+        on music_hours.stream_date = episode_hours.stream_date
+        and music_hours.hour_of_day = episode_hours.hour_of_day
+    left join artist_ranked
+        on music_hours.stream_date = artist_ranked.stream_date
+        and music_hours.hour_of_day = artist_ranked.hour_of_day
+        and artist_ranked.artist_rank = 1
+
+)
+
+select * from final

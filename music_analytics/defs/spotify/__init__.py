@@ -1,0 +1,1 @@
+"""Spotify plays: polls of recently-played, the privacy export's history, metadata."""

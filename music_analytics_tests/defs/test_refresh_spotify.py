@@ -1,0 +1,83 @@
+"""`refresh` imports a waiting export and polls Spotify once; a play seen by both counts once
+in fct_streams and in the listener's marts (real spotipy against a fake, real dbt)."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import duckdb
+import pytest
+from pytest_httpserver import HTTPServer
+
+from music_analytics.lib.sample_spotify_history import generate_history_export
+from music_analytics.lib.settings import Settings
+from music_analytics.lib.spotify_history import read_history_file
+from music_analytics.refresh import refresh
+from music_analytics_tests.fakes.spotify_api import FakeSpotify
+
+
+@pytest.fixture(scope="module")
+def refreshed(tmp_path_factory):
+    home = tmp_path_factory.mktemp("refresh_spotify")
+    server = HTTPServer()
+    server.start()
+    fake = FakeSpotify(server)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSIC_ANALYTICS_HOME", str(home / "home"))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        patch.setenv("SPOTIFY_CLIENT_ID", fake.client_id)
+        patch.setenv("SPOTIFY_CLIENT_SECRET", fake.client_secret)
+        patch.setenv("SPOTIFY_REFRESH_TOKEN", fake.refresh_token)
+        patch.setenv("SPOTIFY_API_BASE_URL", fake.api_base_url)
+        patch.setenv("SPOTIFY_ACCOUNTS_BASE_URL", fake.accounts_base_url)
+        settings = Settings.from_env()
+        settings.ensure_folders()
+        export = generate_history_export(
+            settings.spotify_history_landing,
+            start=date(2025, 3, 1),
+            days=2,
+            plays_per_day=15,
+            seed=11,
+        )
+        music = [
+            play
+            for history_file in read_history_file(export)
+            for play in history_file.plays
+            if play.kind == "music"
+        ]
+        # the last two plays of the export were also polled, plus one play after it
+        for play in music[-2:]:
+            fake.add_play(play.ended_at, play.track_id, duration_ms=play.ms_played)
+        fake.add_play(music[-1].ended_at + timedelta(minutes=5), "polledonly")
+        summary = refresh(
+            settings=settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING"
+        )
+        yield settings, summary, music
+    server.clear()
+    server.stop()
+
+
+def query(settings, sql):
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_refresh_imports_the_export_and_polls_once(refreshed):
+    settings, summary, music = refreshed
+    assert summary.spotify_failures == []
+    assert summary.spotify_polled_plays == 3
+    assert summary.spotify_history_plays >= len(music)
+    assert not list(settings.spotify_history_landing.glob("*.zip"))
+
+
+def test_a_play_in_both_sources_counts_once(refreshed):
+    settings, _, music = refreshed
+    by_source = dict(
+        query(
+            settings,
+            "select source, count(*) from marts.fct_streams where source like 'spotify%' "
+            "group by source",
+        )
+    )
+    assert by_source == {"spotify_history": len(music), "spotify_api": 1}
+    [(plays,)] = query(settings, "select sum(plays) from marts.listening_history")
+    assert plays == len(music) + 1
