@@ -96,6 +96,9 @@ def test_a_full_page_of_new_plays_warns_of_a_gap(spotify):
     [check] = result.get_asset_check_evaluations()
     assert (check.check_name, check.passed) == (GAP_CHECK, False)
     assert check.severity == dg.AssetCheckSeverity.WARN
+    # the gap is named: from the first poll to the oldest of the 50 plays returned
+    oldest = (START + timedelta(minutes=3 * 10)).isoformat(timespec="seconds")
+    assert check.metadata["possible_gap"].value == f"the first poll and {oldest}"
 
 
 def test_a_revoked_token_fails_at_once_and_says_what_to_do(spotify):

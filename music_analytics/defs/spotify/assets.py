@@ -1,6 +1,7 @@
 """Spotify plays: recently-played polls, the privacy export's history, track/artist metadata."""
 
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -101,10 +102,11 @@ def spotify_plays(
         result = record_poll(conn, page, after_ms=after)
         total = table_row_count(conn, "raw.spotify_plays")
     context.log.info(f"{result.plays_new} new play(s) of {result.plays_returned} returned")
-    if result.full_page:
+    gap = _possible_gap(after, page) if result.full_page else ""
+    if gap:
         context.log.warning(
-            "a full page of 50 new plays: plays before the oldest of them may be lost; "
-            "import the streaming history for that period"
+            f"a full page of 50 new plays: plays between {gap} may be lost; import the "
+            "streaming history for that period (landing/spotify_history/)"
         )
     return dg.MaterializeResult(
         metadata={
@@ -112,6 +114,7 @@ def spotify_plays(
             "plays_new": result.plays_new,
             "cursor_after_ms": result.cursor_after_ms or 0,
             "days_touched": dg.MetadataValue.json([d.isoformat() for d in result.days_touched]),
+            "possible_gap": gap,
             "dagster/row_count": total,
         },
         check_results=[
@@ -119,10 +122,22 @@ def spotify_plays(
                 check_name=GAP_CHECK,
                 passed=not result.full_page,
                 severity=dg.AssetCheckSeverity.WARN,
-                metadata={"after_ms": after or 0, "cursor_after_ms": result.cursor_after_ms or 0},
+                description=f"plays between {gap} may be lost" if gap else None,
+                metadata={"possible_gap": gap, "after_ms": after or 0},
             )
         ],
     )
+
+
+def _possible_gap(after_ms: int | None, page) -> str:
+    """The span a full page may have skipped: from the previous cursor to its oldest play."""
+    oldest = min(play.played_at for play in page.plays)
+    since = (
+        datetime.fromtimestamp(after_ms / 1000, tz=UTC).isoformat(timespec="seconds")
+        if after_ms
+        else "the first poll"
+    )
+    return f"{since} and {oldest.isoformat(timespec='seconds')}"
 
 
 class HistoryFilesConfig(dg.Config):
