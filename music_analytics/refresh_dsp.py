@@ -25,6 +25,7 @@ from music_analytics.lib.dsp_report_zip import (
 from music_analytics.lib.dsps import dsp_by_id, dsp_by_key
 from music_analytics.lib.landing import list_report_zips, reject_file
 from music_analytics.lib.settings import Settings
+from music_analytics.run_results import failure_message
 
 DSP_API_POOL = "dsp_api"
 log = logging.getLogger("music_analytics.refresh")
@@ -101,16 +102,6 @@ def _api_reports(
     return reports
 
 
-def _failure(result: dg.ExecuteInProcessResult, partition_key: str) -> str:
-    for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data is not None and data.user_failure_data.description:
-            return f"{partition_key}: {data.user_failure_data.description}"
-        if data.error is not None:
-            return f"{partition_key}: {data.error.message.strip()}"
-    return f"{partition_key}: run failed"
-
-
 def refresh_dsp_reports(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
@@ -132,7 +123,7 @@ def refresh_dsp_reports(
             tags=REFRESH_TAG,
         )
         if not run.success:
-            result.failures.append(_failure(run, report.partition_key))
+            result.failures.append(failure_message(run, report.partition_key))
             continue
         for event in run.get_asset_materialization_events():
             materialization = event.materialization

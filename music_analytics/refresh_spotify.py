@@ -9,6 +9,7 @@ from music_analytics.defs.orchestration.sensors import REFRESH_TAG, days_touched
 from music_analytics.defs.spotify.assets import RAW_SPOTIFY_HISTORY, RAW_SPOTIFY_PLAYS
 from music_analytics.lib.settings import Settings
 from music_analytics.lib.spotify_history import list_history_files
+from music_analytics.run_results import failure_message
 
 
 @dataclass
@@ -21,22 +22,12 @@ class SpotifyRefreshResult:
     days_touched: set[date] = field(default_factory=set)
 
 
-def _failure(result: dg.ExecuteInProcessResult, job: str) -> str:
-    for event in result.get_step_failure_events():
-        data = event.step_failure_data
-        if data.user_failure_data is not None and data.user_failure_data.description:
-            return f"{job}: {data.user_failure_data.description}"
-        if data.error is not None:
-            return f"{job}: {data.error.message.strip()}"
-    return f"{job}: run failed"
-
-
 def _run(defs, instance, job_name: str, run_config: dict, result: SpotifyRefreshResult):
     run = defs.resolve_job_def(job_name).execute_in_process(
         instance=instance, run_config=run_config, raise_on_error=False, tags=REFRESH_TAG
     )
     if not run.success:
-        result.failures.append(_failure(run, job_name))
+        result.failures.append(failure_message(run, job_name))
     for event in run.get_asset_materialization_events():
         materialization = event.materialization
         metadata = materialization.metadata
