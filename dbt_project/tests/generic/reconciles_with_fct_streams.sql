@@ -1,9 +1,10 @@
 {#-
-    Per day, the mart's sum of `column_name` equals the number of rows of fct_streams: no
-    stream lost or counted twice between the fact and the mart. Limited to the partition
-    range being built when Dagster sets min_date/max_date.
+    Per day, the mart's sum of `column_name` equals the number of rows of fct_streams (those
+    matching `fct_filter`, e.g. one source, when given): no stream lost or counted twice
+    between the fact and the mart. Limited to the partition range being built when Dagster
+    sets min_date/max_date.
 -#}
-{% test reconciles_with_fct_streams(model, column_name) %}
+{% test reconciles_with_fct_streams(model, column_name, fct_filter='true') %}
 with mart as (
     select stream_date, sum({{ column_name }}) as mart_streams
     from {{ model }}
@@ -14,7 +15,7 @@ with mart as (
 fact as (
     select stream_date, count(*) as fact_streams
     from {{ ref('fct_streams') }}
-    where {{ partition_window('stream_date') }}
+    where {{ partition_window('stream_date') }} and ({{ fct_filter }})
     group by stream_date
 )
 
@@ -24,5 +25,5 @@ select
     fact.fact_streams
 from mart
 full outer join fact on mart.stream_date = fact.stream_date
-where mart.mart_streams is distinct from fact.fact_streams
+where coalesce(mart.mart_streams, 0) <> coalesce(fact.fact_streams, 0)
 {% endtest %}
