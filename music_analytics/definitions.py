@@ -11,6 +11,7 @@ from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
 from music_analytics.defs.orchestration.sensors import marts_after_raw_load_sensor
 from music_analytics.defs.resources import build_resources
+from music_analytics.defs.serving.assets import mart_exports
 from music_analytics.defs.spotify.assets import (
     spotify_history_files,
     spotify_metadata,
@@ -38,6 +39,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             spotify_history_files,
             spotify_metadata,
             dbt_daily_models,
+            mart_exports,
         ],
         jobs=[
             event_ingest_job,

@@ -78,7 +78,7 @@ DSP reports:       {summary.dsp_reports_loaded} loaded, {summary.dsp_records_loa
 Spotify plays:     {summary.spotify_history_plays} imported from the sample export
 Marts built:       {days[2]} days ({built}) in {len(summary.ranges_built)} run(s)
 Warehouse:         {settings.warehouse_path}
-Exports folder:    {settings.exports_dir} (Parquet exports for BI tools are not built yet)
+BI database:       {settings.exports_dir / "bi.duckdb"} (views over the Parquet exports)
 Took:              {elapsed:.0f} s
 
 Open the Dagster UI on this data:

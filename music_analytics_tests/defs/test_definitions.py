@@ -44,6 +44,21 @@ def test_definitions_load_with_every_object(settings):
         "staging/int_spotify__plays_unified",
         "marts/listening_history",
         "marts/listening_sessions",
+        *(
+            f"exports/{mart}"
+            for mart in (
+                "fct_streams",
+                "top_tracks_daily",
+                "user_activity_daily",
+                "genre_trends_daily",
+                "dsp_track_daily",
+                "dsp_track_country_daily",
+                "dsp_breakdown_daily",
+                "track_performance_daily",
+                "listening_history",
+                "listening_sessions",
+            )
+        ),
     }
     # dbt tests arrive as asset checks on the marts
     checked = {k.asset_key.to_user_string() for k in graph.asset_check_keys}

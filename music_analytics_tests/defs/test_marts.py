@@ -196,3 +196,14 @@ def test_rerunning_a_partition_gives_identical_rows_and_passing_checks(built):
         for m in [m.materialization]
     }
     assert ("marts/top_tracks_daily", "2025-03-05") in materialized
+
+
+def test_every_built_day_is_exported_and_readable_from_the_bi_database(built):
+    settings, _, _, events = built
+    exports = settings.exports_dir
+    days = sorted(p.name for p in (exports / "top_tracks_daily").iterdir())
+    assert days == [f"stream_date={FIRST + timedelta(days=n)}" for n in range(10)]
+    with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+        [(exported,)] = bi.execute("select sum(stream_count) from top_tracks_daily").fetchall()
+        [(facts,)] = bi.execute("select count(*) from fct_streams").fetchall()
+    assert exported == facts == len(events)

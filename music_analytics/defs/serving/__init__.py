@@ -1,0 +1,1 @@
+"""Serving the marts: Parquet exports and the read-only BI database over them."""

@@ -1,0 +1,103 @@
+"""Parquet exports of the marts for BI tools, and the read-only DuckDB file of views over them.
+
+Layout: `exports/<mart>/<date column>=YYYY-MM-DD/data.parquet`, one file a day. A day is
+written to a temporary name and renamed into place, so a reader sees the old file or the new
+one, never half a file; a day that no longer has rows loses its file. `exports/bi.duckdb`
+holds one view per exported mart over those files: a BI tool opens it read-only at any time,
+because it never touches the pipeline's warehouse file (and so never its write lock).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+BI_DATABASE = "bi.duckdb"
+
+
+@dataclass(frozen=True)
+class ExportedMart:
+    """What exporting a range of days of one mart wrote."""
+
+    mart: str
+    days_written: int
+    days_removed: int
+    rows: int
+
+
+def day_folder(exports: Path, mart: str, date_column: str, day: date) -> Path:
+    """The folder of one day of one mart's export (hive-style, so readers see the column)."""
+    return exports / mart / f"{date_column}={day.isoformat()}"
+
+
+def export_mart_days(
+    conn: duckdb.DuckDBPyConnection,
+    exports: Path,
+    *,
+    mart: str,
+    date_column: str,
+    first: date,
+    last: date,
+) -> ExportedMart:
+    """Write marts.<mart>'s rows of first..last (inclusive) as one Parquet file per day."""
+    days_written = days_removed = rows = 0
+    target = exports / mart
+    target.mkdir(parents=True, exist_ok=True)
+    counts = dict(
+        conn.execute(
+            f"select {date_column}, count(*) from marts.{mart} "
+            f"where {date_column} between ? and ? group by 1",
+            [first, last],
+        ).fetchall()
+    )
+    day = first
+    while day <= last:
+        folder = day_folder(exports, mart, date_column, day)
+        if counts.get(day):
+            _write_day(conn, folder, mart, date_column, day)
+            days_written += 1
+            rows += counts[day]
+        elif folder.exists():
+            shutil.rmtree(folder)
+            days_removed += 1
+        day += timedelta(days=1)
+    return ExportedMart(mart, days_written, days_removed, rows)
+
+
+def _write_day(conn, folder: Path, mart: str, date_column: str, day: date) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".data-", suffix=".parquet")
+    os.close(fd)
+    # COPY takes no bound parameters; the day is a date object, rendered by us.
+    conn.execute(
+        f"copy (select * exclude ({date_column}) from marts.{mart} "
+        f"where {date_column} = date '{day.isoformat()}') "
+        f"to '{tmp}' (format parquet, compression zstd)"
+    )
+    os.replace(tmp, folder / "data.parquet")
+
+
+def write_bi_database(exports: Path) -> Path:
+    """(Re)create exports/bi.duckdb with a view per exported mart; swapped in atomically."""
+    marts = sorted(
+        p.name for p in exports.iterdir() if p.is_dir() and any(p.glob("*=*/data.parquet"))
+    )
+    fd, tmp = tempfile.mkstemp(dir=exports, prefix=".bi-", suffix=".duckdb")
+    os.close(fd)
+    os.unlink(tmp)  # DuckDB creates the file itself
+    with duckdb.connect(tmp) as bi:
+        for mart in marts:
+            glob = str((exports / mart).resolve() / "*" / "data.parquet").replace("'", "''")
+            bi.execute(
+                f"create view {mart} as select * from "
+                f"read_parquet('{glob}', hive_partitioning = true)"
+            )
+    target = exports / BI_DATABASE
+    os.replace(tmp, target)
+    return target
