@@ -42,6 +42,7 @@ def test_definitions_load_with_every_object(settings):
         "staging/stg_spotify__tracks",
         "staging/stg_spotify__artists",
         "staging/int_spotify__plays_unified",
+        "staging/int_spotify__plays_sessionized",
         "marts/listening_history",
         "marts/listening_sessions",
         *(

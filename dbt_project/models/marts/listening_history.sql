@@ -1,43 +1,14 @@
 {{ config(unique_key='stream_date', pre_hook="{{ empty_partition_window('stream_date') }}") }}
 
-{#- A new session starts after a gap of more than this many minutes without music. -#}
-{%- set session_gap_minutes = 30 -%}
-
 with
 
--- every Spotify play ever: a session's start depends on the play before it, whatever its day
-spotify_plays as (
-
-    select
-        * exclude (started_at),
-        started_at as stream_start_time
-    from {{ ref('int_spotify__plays_unified') }}
-
-),
-
--- the latest end of any earlier play (plays may overlap), so the gap before this play
-flagged as (
-
-    select
-        *,
-        max(ended_at) over (
-            order by stream_start_time, stream_id
-            rows between unbounded preceding and 1 preceding
-        ) as previous_ended_at
-    from spotify_plays
-
-),
-
+-- every Spotify play with its session (int_spotify__plays_sessionized holds the rule)
 plays as (
 
     select
         *,
-        extract(hour from stream_start_time) as hour_of_day,
-        previous_ended_at is null
-            or stream_start_time
-                > previous_ended_at + interval '{{ session_gap_minutes }} minutes'
-            as starts_session
-    from flagged
+        extract(hour from stream_start_time) as hour_of_day
+    from {{ ref('int_spotify__plays_sessionized') }}
     where {{ partition_window('stream_date') }}
 
 ),
