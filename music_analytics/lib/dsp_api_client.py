@@ -37,6 +37,7 @@ from requests.auth import AuthBase
 
 from music_analytics.lib.dsp_pending_reports import PendingReports
 from music_analytics.lib.dsps import SUPPORTED_DSP_IDS, dsp_by_id
+from music_analytics.lib.log_redaction import install_redaction
 from music_analytics.lib.settings import DSP_API_ACTIVE_REPORT_LIMIT
 
 # Short first polls (most reports finish within 5-20 s), backing off to the documented minute.
@@ -75,30 +76,13 @@ def _redact_text(text: str, *secrets: str) -> str:
     return text
 
 
-class RedactQueryStringFilter(logging.Filter):
-    """Strips query strings from log records, so urllib3's DEBUG request lines leak no signature."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to the handler to report
-            return True
-        redacted = _redact_text(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
 # urllib3 logs full URLs: connectionpool (request lines, retries) and util.retry (increments).
 _URL_LOGGING_LOGGERS = ("urllib3.connectionpool", "urllib3.util.retry")
 
 
 def install_log_redaction() -> None:
-    """Install `RedactQueryStringFilter` on urllib3's loggers (idempotent)."""
-    for name in _URL_LOGGING_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactQueryStringFilter) for f in logger.filters):
-            logger.addFilter(RedactQueryStringFilter())
+    """Strip query strings (pre-signed URLs' signatures) from urllib3's log records."""
+    install_redaction(_URL_LOGGING_LOGGERS, _redact_text)
 
 
 install_log_redaction()

@@ -43,6 +43,8 @@ from spotipy.cache_handler import MemoryCacheHandler
 from spotipy.exceptions import SpotifyException, SpotifyOauthError
 from spotipy.oauth2 import SpotifyOAuth
 
+from music_analytics.lib.log_redaction import install_redaction
+
 DEFAULT_API_BASE_URL = "https://api.spotify.com/v1/"
 DEFAULT_ACCOUNTS_BASE_URL = "https://accounts.spotify.com"
 DEFAULT_SCOPES: tuple[str, ...] = ("user-read-recently-played",)
@@ -88,29 +90,12 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactSecretsFilter(logging.Filter):
-    """Redacts secrets from records of the logger it is installed on (spotipy logs headers)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record: leave it to the handler to report
-            return True
-        redacted = redact(message)
-        if redacted != message:
-            record.msg, record.args = redacted, None
-        return True
-
-
 _REDACTED_LOGGERS = ("spotipy.client", "spotipy.oauth2", "urllib3.connectionpool", __name__)
 
 
 def install_log_redaction() -> None:
-    """Install `RedactSecretsFilter` on spotipy's, urllib3's and this module's loggers."""
-    for name in _REDACTED_LOGGERS:
-        target = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecretsFilter) for f in target.filters):
-            target.addFilter(RedactSecretsFilter())
+    """Redact secrets from spotipy's (it logs headers), urllib3's and this module's records."""
+    install_redaction(_REDACTED_LOGGERS, redact)
 
 
 install_log_redaction()
