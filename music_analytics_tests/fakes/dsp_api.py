@@ -32,6 +32,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from music_analytics.lib.dsps import dsp_by_id
+from music_analytics_tests.fakes.http import ScriptedResponse
 from music_analytics_tests.spec_records import APPLE, SPOTIFY, YOUTUBE
 
 API_PREFIX = "/api/v1"
@@ -137,24 +138,6 @@ class FakeReport:
     zip_bytes: bytes | None = None
     signatures: list[str] = field(default_factory=list)  # every signature handed out
     valid_signatures: set[str] = field(default_factory=set)
-
-
-@dataclass(frozen=True)
-class ScriptedResponse:
-    """A one-off answer: `body` dict/list is sent as JSON, str/bytes as they are."""
-
-    status: int
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def to_response(self) -> Response:
-        if isinstance(self.body, (dict, list)):
-            body, content_type = json.dumps(self.body), "application/json"
-        else:
-            body, content_type = self.body or "", "text/plain"
-        return Response(
-            body, status=self.status, headers=dict(self.headers), content_type=content_type
-        )
 
 
 class FakeDspApi:

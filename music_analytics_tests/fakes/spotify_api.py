@@ -29,13 +29,15 @@ import re
 import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from music_analytics_tests.fakes.http import ScriptedResponse
 
 ROUTES = (
     "token",
@@ -46,24 +48,6 @@ ROUTES = (
     "artist",
     "audio_features",
 )
-
-
-@dataclass(frozen=True)
-class ScriptedResponse:
-    """A one-off answer: a dict/list body is sent as JSON, a str as text."""
-
-    status: int
-    body: Any = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    def to_response(self) -> Response:
-        if isinstance(self.body, (dict, list)):
-            body, content_type = json.dumps(self.body), "application/json"
-        else:
-            body, content_type = self.body or "", "text/plain"
-        return Response(
-            body, status=self.status, headers=dict(self.headers), content_type=content_type
-        )
 
 
 @dataclass(frozen=True)
