@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from music_analytics.lib.settings import Settings
@@ -51,3 +53,24 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     resolved.ensure_folders()
     resolved.export_to_environment()
     return resolved
+
+
+@contextmanager
+def module_home(tmp_path_factory, name: str, **env: str) -> Iterator[Settings]:
+    """Settings on a fresh home (and DAGSTER_HOME) for a module-scoped fixture, with `env`
+    set too; the environment is restored when the module is done."""
+    home = tmp_path_factory.mktemp(name)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MUSIC_ANALYTICS_HOME", str(home / "home"))
+        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
+        for variable, value in env.items():
+            patch.setenv(variable, value)
+        settings = Settings.from_env()
+        settings.ensure_folders()
+        yield settings
+
+
+def query(settings: Settings, sql: str, params=None) -> list[tuple]:
+    """Rows of `sql` on the warehouse, opened read-only."""
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        return conn.execute(sql, params or []).fetchall()

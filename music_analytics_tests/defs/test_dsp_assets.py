@@ -6,7 +6,6 @@ import time
 from datetime import UTC, date, datetime
 
 import dagster as dg
-import duckdb
 import pytest
 
 from music_analytics.defs.dsp_reports.assets import (
@@ -22,6 +21,7 @@ from music_analytics.defs.resources import DataFolders, build_dsp_api, build_res
 from music_analytics.lib.dsp_archive import current_report
 from music_analytics.lib.sample_dsp_reports import build_report, write_report_zip
 from music_analytics.lib.settings import Settings
+from music_analytics_tests.conftest import query
 from music_analytics_tests.fakes.dsp_api import FakeDspApi, build_report_zip, sample_records
 
 DAY = date(2025, 3, 2)
@@ -47,14 +47,9 @@ def materialize(settings, partition_key, run_config=None, instance=None):
     )
 
 
-def rows(settings, sql, params=None):
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        return conn.execute(sql, params or []).fetchall()
-
-
 def partition_counts(settings, dsp="spotify", day=DAY):
     return {
-        table: rows(
+        table: query(
             settings,
             f"select count(*) from raw.{table} where dsp = ? and report_date = ?",
             [dsp, day],
@@ -145,12 +140,12 @@ def test_reloading_a_partition_replaces_it(settings):
         path = write_report_zip(settings.dsp_landing / "apple.zip", report)
         assert materialize(settings, key, landing_run_config(str(path))).success
     assert partition_counts(settings, "apple_music")["dsp_report_records"] == 12
-    [(dupes,)] = rows(
+    [(dupes,)] = query(
         settings,
         "select count(*) - count(distinct record_index) from raw.dsp_report_records",
     )
     assert dupes == 0
-    [(loads,)] = rows(settings, "select count(*) from raw.dsp_report_loads")
+    [(loads,)] = query(settings, "select count(*) from raw.dsp_report_loads")
     assert loads == 3
 
 
@@ -174,13 +169,13 @@ def test_a_bad_landing_zip_is_rejected_and_the_partition_keeps_its_data(settings
         settings.dsp_landing / "good.zip", build_report("spotify", DAY, records=8, seed=5)
     )
     assert materialize(settings, key, landing_run_config(str(good))).success
-    before = rows(settings, "select * from raw.dsp_report_records order by record_index")
+    before = query(settings, "select * from raw.dsp_report_records order by record_index")
     bad = settings.dsp_landing / "bad.zip"
     bad.write_bytes(bad_zip(DAY))
     result = materialize(settings, key, landing_run_config(str(bad)))
     assert not result.success
     assert "bad.zip" in failure_text(result)
-    assert rows(settings, "select * from raw.dsp_report_records order by record_index") == before
+    assert query(settings, "select * from raw.dsp_report_records order by record_index") == before
     rejected = settings.dsp_landing / "rejected"
     assert (rejected / "bad.zip").exists()
     assert (rejected / "bad.zip.error.txt").read_text().strip()

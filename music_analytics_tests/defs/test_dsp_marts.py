@@ -17,6 +17,7 @@ from music_analytics.definitions import build_definitions
 from music_analytics.defs.partitions import partition_range_tags
 from music_analytics.lib.settings import Settings
 from music_analytics.lib.warehouse import ensure_raw_tables
+from music_analytics_tests.conftest import module_home
 from music_analytics_tests.spec_records import APPLE, SPOTIFY, YOUTUBE
 
 DAY1, DAY2, DAY3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
@@ -301,13 +302,7 @@ def dsp_check_evaluations(result) -> list:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    home = tmp_path_factory.mktemp("dsp_marts")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUSIC_ANALYTICS_HOME", str(home / "home"))
-        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
-        settings = Settings.from_env()
-        settings.ensure_folders()
-        settings.export_to_environment()
+    with module_home(tmp_path_factory, "dsp_marts") as settings:
         with duckdb.connect(str(settings.warehouse_path)) as conn:
             ensure_raw_tables(conn)
             insert_reports(conn, REPORTS)

@@ -11,9 +11,8 @@ import pytest
 
 from music_analytics.definitions import build_definitions
 from music_analytics.defs.partitions import partition_range_tags
-from music_analytics.lib.settings import Settings
 from music_analytics.refresh import refresh
-from music_analytics_tests.conftest import event, write_lines
+from music_analytics_tests.conftest import event, module_home, query, write_lines
 
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 10)
 MARTS = ("fct_streams", "top_tracks_daily", "user_activity_daily", "genre_trends_daily")
@@ -59,22 +58,12 @@ def day_of(row) -> date:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    home = tmp_path_factory.mktemp("marts")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUSIC_ANALYTICS_HOME", str(home / "home"))
-        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
-        settings = Settings.from_env()
-        settings.ensure_folders()
+    with module_home(tmp_path_factory, "marts") as settings:
         lines = sample_lines()
         write_lines(settings.events_landing / "march.ndjson", lines)
         instance = dg.DagsterInstance.ephemeral()
         summary = refresh(settings=settings, instance=instance)
         yield settings, instance, summary, valid_events(lines)
-
-
-def query(settings, sql, params=None):
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        return conn.execute(sql, params or []).fetchall()
 
 
 def test_refresh_loads_and_builds_all_days_in_one_run(built):

@@ -4,12 +4,11 @@ waiting in landing/dsp/, and builds the DSP marts: real HTTP to a local fake, re
 from datetime import date
 
 import dagster as dg
-import duckdb
 import pytest
 
 from music_analytics.lib.sample_dsp_reports import build_report, write_report_zip
-from music_analytics.lib.settings import Settings
 from music_analytics.refresh import refresh
+from music_analytics_tests.conftest import module_home, query
 from music_analytics_tests.fakes.dsp_api import FakeDspApi, sample_records
 
 DAY = date(2025, 3, 2)
@@ -21,18 +20,12 @@ def refreshed(tmp_path_factory):
     """One refresh over DAY with a fake API that does not support YouTube."""
     from pytest_httpserver import HTTPServer
 
-    home = tmp_path_factory.mktemp("refresh_dsp")
     server = HTTPServer()
     server.start()
     fake = FakeDspApi(server, polls_until_processing=0, polls_until_complete=0)
     fake.supported_dsp_ids = (1, 4)  # YouTube answers 422
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUSIC_ANALYTICS_HOME", str(home / "home"))
-        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
-        patch.setenv("DSP_API_BASE_URL", fake.base_url)
-        patch.setenv("DSP_API_TOKEN", fake.token)
-        settings = Settings.from_env()
-        settings.ensure_folders()
+    env = {"DSP_API_BASE_URL": fake.base_url, "DSP_API_TOKEN": fake.token}
+    with module_home(tmp_path_factory, "refresh_dsp", **env) as settings:
         landing = build_report("apple_music", EARLIER, records=4, seed=9)
         write_report_zip(settings.dsp_landing / "apple-by-hand.zip", landing)
         instance = dg.DagsterInstance.ephemeral()
@@ -41,11 +34,6 @@ def refreshed(tmp_path_factory):
     server.clear()
     if server.is_running():
         server.stop()
-
-
-def query(settings, sql, params=None):
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        return conn.execute(sql, params or []).fetchall()
 
 
 def test_each_configured_dsp_is_requested_once_and_failures_are_named(refreshed):

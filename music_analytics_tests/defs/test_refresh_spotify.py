@@ -4,33 +4,29 @@ in fct_streams and in the listener's marts (real spotipy against a fake, real db
 from datetime import date, timedelta
 
 import dagster as dg
-import duckdb
 import pytest
 from pytest_httpserver import HTTPServer
 
 from music_analytics.lib.sample_spotify_history import generate_history_export
-from music_analytics.lib.settings import Settings
 from music_analytics.lib.spotify_history import read_history_file
 from music_analytics.refresh import refresh
+from music_analytics_tests.conftest import module_home, query
 from music_analytics_tests.fakes.spotify_api import FakeSpotify
 
 
 @pytest.fixture(scope="module")
 def refreshed(tmp_path_factory):
-    home = tmp_path_factory.mktemp("refresh_spotify")
     server = HTTPServer()
     server.start()
     fake = FakeSpotify(server)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUSIC_ANALYTICS_HOME", str(home / "home"))
-        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
-        patch.setenv("SPOTIFY_CLIENT_ID", fake.client_id)
-        patch.setenv("SPOTIFY_CLIENT_SECRET", fake.client_secret)
-        patch.setenv("SPOTIFY_REFRESH_TOKEN", fake.refresh_token)
-        patch.setenv("SPOTIFY_API_BASE_URL", fake.api_base_url)
-        patch.setenv("SPOTIFY_ACCOUNTS_BASE_URL", fake.accounts_base_url)
-        settings = Settings.from_env()
-        settings.ensure_folders()
+    env = {
+        "SPOTIFY_CLIENT_ID": fake.client_id,
+        "SPOTIFY_CLIENT_SECRET": fake.client_secret,
+        "SPOTIFY_REFRESH_TOKEN": fake.refresh_token,
+        "SPOTIFY_API_BASE_URL": fake.api_base_url,
+        "SPOTIFY_ACCOUNTS_BASE_URL": fake.accounts_base_url,
+    }
+    with module_home(tmp_path_factory, "refresh_spotify", **env) as settings:
         export = generate_history_export(
             settings.spotify_history_landing,
             start=date(2025, 3, 1),
@@ -54,11 +50,6 @@ def refreshed(tmp_path_factory):
         yield settings, summary, music
     server.clear()
     server.stop()
-
-
-def query(settings, sql):
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def test_refresh_imports_the_export_and_polls_once(refreshed):

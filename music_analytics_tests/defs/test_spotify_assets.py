@@ -5,7 +5,6 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
-import duckdb
 import pytest
 
 from music_analytics.cli import main
@@ -23,6 +22,7 @@ from music_analytics.defs.spotify.sensors import (
 )
 from music_analytics.lib.sample_spotify_history import generate_history_export
 from music_analytics.lib.settings import Settings, SettingsError
+from music_analytics_tests.conftest import query
 from music_analytics_tests.fakes.spotify_api import FakeSpotify
 
 POLL = [spotify_plays, spotify_metadata]
@@ -49,11 +49,6 @@ def poll(settings, instance=None):
     )
 
 
-def rows(settings, sql):
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
-        return conn.execute(sql).fetchall()
-
-
 def failure_text(result) -> str:
     [event] = result.get_step_failure_events()
     data = event.step_failure_data
@@ -69,13 +64,15 @@ def test_polls_keep_each_play_once_and_fetch_metadata(spotify):
     fake.add_play(START + timedelta(minutes=20), "t3", artist_ids=["a2"])
     second = poll(settings)
     assert second.success
-    assert rows(
+    assert query(
         settings, "select count(*), count(distinct (played_at, track_id)) from raw.spotify_plays"
     ) == [(4, 4)]
-    assert rows(settings, "select count(*) from raw.spotify_tracks") == [(4,)]
-    assert rows(settings, "select count(*) from raw.spotify_artists") == [(2,)]
+    assert query(settings, "select count(*) from raw.spotify_tracks") == [(4,)]
+    assert query(settings, "select count(*) from raw.spotify_artists") == [(2,)]
     # audio features are refused to new apps: recorded as unavailable, nothing fails
-    assert rows(settings, "select bool_or(available) from raw.spotify_audio_features") == [(False,)]
+    assert query(settings, "select bool_or(available) from raw.spotify_audio_features") == [
+        (False,)
+    ]
     [plays] = second.asset_materializations_for_node(spotify_plays.op.name)
     assert plays.metadata["plays_new"].value == 1
     assert plays.metadata["days_touched"].value == ["2025-03-03"]
@@ -84,7 +81,7 @@ def test_polls_keep_each_play_once_and_fetch_metadata(spotify):
     third = poll(settings)
     assert third.success
     assert fake.requests["recently_played"] == before + 1
-    assert rows(settings, "select count(*) from raw.spotify_polls") == [(2,)]
+    assert query(settings, "select count(*) from raw.spotify_polls") == [(2,)]
 
 
 def test_a_full_page_of_new_plays_warns_of_a_gap(spotify):
@@ -123,7 +120,7 @@ def test_a_long_rate_limit_ends_the_step_without_sleeping(spotify):
     assert time.monotonic() - began < 30
     assert not result.success
     assert "7200" in failure_text(result)
-    assert rows(settings, "select count(*) from raw.spotify_plays") == [(0,)]
+    assert query(settings, "select count(*) from raw.spotify_plays") == [(0,)]
 
 
 def test_not_connected_fails_clearly(settings):
@@ -146,7 +143,7 @@ def test_export_import_is_idempotent_and_rejects_a_bad_file(settings):
     assert "StreamingHistory0.json" in failure_text(result)
     assert (settings.spotify_history_landing / "rejected" / bad.name).exists()
     assert not export.exists()  # imported: moved to the archive
-    [(music, others)] = rows(
+    [(music, others)] = query(
         settings,
         "select count(*) filter (where kind = 'music'), count(*) filter (where kind <> 'music') "
         "from raw.spotify_history",
@@ -158,7 +155,7 @@ def test_export_import_is_idempotent_and_rejects_a_bad_file(settings):
     )
     second = dg.materialize([spotify_history_files, spotify_metadata], resources=resources)
     assert second.success and not again.exists()
-    assert rows(settings, "select count(*) from raw.spotify_history") == [(music + others,)]
+    assert query(settings, "select count(*) from raw.spotify_history") == [(music + others,)]
 
 
 def test_history_sensor_runs_each_settled_export(settings):

@@ -15,6 +15,7 @@ from music_analytics.definitions import build_definitions
 from music_analytics.defs.partitions import partition_range_tags
 from music_analytics.lib.settings import Settings
 from music_analytics.lib.warehouse import ensure_raw_tables
+from music_analytics_tests.conftest import module_home
 
 DAY1, DAY2 = date(2025, 4, 1), date(2025, 4, 2)
 LOADED_AT = datetime(2025, 4, 3, 1, 0)
@@ -141,13 +142,7 @@ MART_QUERIES = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    home = tmp_path_factory.mktemp("spotify_marts")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MUSIC_ANALYTICS_HOME", str(home / "home"))
-        patch.setenv("DAGSTER_HOME", str(home / "dagster"))
-        settings = Settings.from_env()
-        settings.ensure_folders()
-        settings.export_to_environment()
+    with module_home(tmp_path_factory, "spotify_marts") as settings:
         with duckdb.connect(str(settings.warehouse_path)) as conn:
             ensure_raw_tables(conn)
             insert_raw(conn)
