@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from music_analytics.lib.settings import Settings, SettingsError
+from music_analytics.server.commands import add_server_commands
 
 DEMO_MARKER = ".music-analytics-demo"
 
@@ -254,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dagster-home", help="print (and create) the DAGSTER_HOME the CLI and `make dev` share"
     )
     home.set_defaults(handler=cmd_dagster_home)
+    add_server_commands(commands)
     return parser
 
 

@@ -40,6 +40,10 @@ DEFAULTS = {
     "SPOTIFY_RETRY_AFTER_CAP_SECONDS": "60",
     "MUSIC_ANALYTICS_SPOTIFY_POLL_MINUTES": "30",
     "MUSIC_ANALYTICS_SPOTIFY_USER": "me",
+    "MUSIC_ANALYTICS_API_TOKENS_FILE": "",
+    "MUSIC_ANALYTICS_API_MAX_BODY_MB": "10",
+    "MUSIC_ANALYTICS_SQL_MAX_ROWS": "10000",
+    "MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS": "10",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -135,6 +139,10 @@ class Settings:
     spotify_retry_after_cap_seconds: int
     spotify_poll_minutes: int
     spotify_user: str  # user_id of the Spotify plays in the marts
+    api_tokens_file: Path  # the HTTP server's tokens (music-analytics api-token create)
+    api_max_body_bytes: int  # POST /v0/events: larger bodies (raw or gunzipped) get 413
+    sql_max_rows: int  # GET /v0/sql: rows past this are cut off
+    sql_timeout_seconds: int  # GET /v0/sql: a query running longer is stopped
 
     @property
     def spotify_configured(self) -> bool:
@@ -186,6 +194,9 @@ class Settings:
         token_file = Path(
             _get("SPOTIFY_REFRESH_TOKEN_FILE") or home / "secrets" / "spotify_refresh_token"
         ).expanduser()
+        tokens_file = Path(
+            _get("MUSIC_ANALYTICS_API_TOKENS_FILE") or home / "secrets" / "api_tokens.json"
+        ).expanduser()
         raw_start = _get("MUSIC_ANALYTICS_START_DATE")
         try:
             start_date = date.fromisoformat(raw_start)
@@ -221,6 +232,10 @@ class Settings:
             spotify_retry_after_cap_seconds=_as_int("SPOTIFY_RETRY_AFTER_CAP_SECONDS"),
             spotify_poll_minutes=_as_int("MUSIC_ANALYTICS_SPOTIFY_POLL_MINUTES", minimum=1),
             spotify_user=_get("MUSIC_ANALYTICS_SPOTIFY_USER"),
+            api_tokens_file=tokens_file,
+            api_max_body_bytes=_as_int("MUSIC_ANALYTICS_API_MAX_BODY_MB", minimum=1) * 1024 * 1024,
+            sql_max_rows=_as_int("MUSIC_ANALYTICS_SQL_MAX_ROWS", minimum=1),
+            sql_timeout_seconds=_as_int("MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS", minimum=1),
         )
 
     def export_to_environment(self) -> None:
