@@ -12,7 +12,7 @@ MANIFEST := dbt_project/target/manifest.json
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test dev bench lint manifest install clean
+.PHONY: demo test dev serve bench lint manifest install clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,10 @@ dev: $(MANIFEST)
 	@# dagster dev re-parses the dbt project with the `dbt` on PATH: put the venv first.
 	PATH="$(CURDIR)/$(BIN):$$PATH" DAGSTER_HOME=$$($(BIN)/music-analytics dagster-home) \
 		$(BIN)/dagster dev -w workspace.yaml
+
+# The dashboard and HTTP API over the exports (of the demo unless MUSIC_ANALYTICS_HOME is set).
+serve: $(VENV)/.installed
+	MUSIC_ANALYTICS_HOME=$${MUSIC_ANALYTICS_HOME:-$(CURDIR)/data/demo} $(BIN)/music-analytics serve
 
 bench: $(MANIFEST)
 	$(BIN)/python -m bench

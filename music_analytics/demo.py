@@ -54,6 +54,16 @@ def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> str:
     return "\n".join(lines)
 
 
+def dashboard_token(settings: Settings) -> str:
+    """The demo home's read-only token for the dashboard (created once, then reused)."""
+    from music_analytics.lib.api_tokens import create_token, load_tokens
+
+    existing = {t.name: t for t in load_tokens(settings.api_tokens_file).tokens}
+    if "dashboard" in existing:
+        return existing["dashboard"].token
+    return create_token(settings.api_tokens_file, "dashboard", ["PIPES:READ"]).token
+
+
 def print_demo_summary(settings: Settings, summary: RefreshSummary, elapsed: float) -> None:
     """Top tracks, genre trends, load counts, where things are and how to open the UI."""
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
@@ -83,4 +93,9 @@ Took:              {elapsed:.0f} s
 
 Open the Dagster UI on this data:
   MUSIC_ANALYTICS_HOME={settings.home} make dev     # then http://127.0.0.1:3000
+
+Open the dashboard and the HTTP API on this data:
+  MUSIC_ANALYTICS_HOME={settings.home} make serve
+  then http://127.0.0.1:8000/?token={dashboard_token(settings)}
+  (API docs at http://127.0.0.1:8000/docs; the token is in {settings.api_tokens_file})
 """)

@@ -313,6 +313,7 @@ def build_app(
         return JSONResponse(answer, 202)
 
     app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    _declare_bearer_auth(app)
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> Response:
@@ -322,6 +323,27 @@ def build_app(
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+def _declare_bearer_auth(app: FastAPI) -> None:
+    """OpenAPI names the token scheme, so /docs' Authorize button sends it on every call."""
+    plain = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = plain()
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "token": {"type": "apiKey", "in": "query", "name": "token"},
+            }
+            for path, operations in schema["paths"].items():
+                if path.startswith("/v0/"):
+                    for operation in operations.values():
+                        operation["security"] = [{"bearer": []}, {"token": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
 
 async def _in_thread(function, *args):
