@@ -48,13 +48,15 @@ class Param:
     def parse(self, raw: str) -> Any:
         if self.kind == "date":
             try:
+                if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+                    raise ValueError(raw)
                 return date.fromisoformat(raw)
             except ValueError:
                 raise PipeParamError(
                     self.name, f"expected a date YYYY-MM-DD, got {raw!r}"
                 ) from None
         if self.kind == "integer":
-            if not re.fullmatch(r"[+-]?\d{1,12}", raw.strip()):
+            if not re.fullmatch(r"[+-]?[0-9]{1,12}", raw.strip()):
                 raise PipeParamError(self.name, f"expected a whole number, got {raw[:40]!r}")
             value = int(raw)
             if self.minimum is not None and value < self.minimum:

@@ -34,7 +34,8 @@ class SqlLimits:
 
 
 def check_select(sql: str) -> str:
-    """The statement's text if `sql` is exactly one SELECT; SqlRejected otherwise."""
+    """The statement's text (without a trailing `;`) if `sql` is exactly one SELECT;
+    SqlRejected otherwise."""
     if not sql or not sql.strip():
         raise SqlRejected("parameter 'q': give a SELECT statement")
     if len(sql) > MAX_SQL_CHARS:
@@ -47,7 +48,20 @@ def check_select(sql: str) -> str:
         raise SqlRejected(f"parameter 'q': expected one statement, got {len(statements)}")
     if statements[0].type != duckdb.StatementType.SELECT:
         raise SqlRejected(f"parameter 'q': only SELECT is allowed, got {statements[0].type.name}")
-    return sql
+    return _without_trailing_semicolons(statements[0].query)
+
+
+def _without_trailing_semicolons(text: str) -> str:
+    """The statement without the `;` (and comments) after its last token, so it can be
+    wrapped in a subquery; DuckDB's tokenizer tells a `;` from one inside a string or comment."""
+    tokens = duckdb.tokenize(text)
+    end = len(text)
+    for start, kind in reversed(tokens):
+        if kind == duckdb.token_type.comment or text[start : start + 1] == ";":
+            end = start
+            continue
+        break
+    return text[:end].rstrip()
 
 
 def _first_line(exc: Exception) -> str:
@@ -56,12 +70,13 @@ def _first_line(exc: Exception) -> str:
 
 def run_sql(snapshot: MartSnapshot, sql: str, limits: SqlLimits) -> QueryResult:
     """Run one SELECT; rows past max_rows are dropped (rows_before_limit says there were more)."""
-    check_select(sql)
+    statement = check_select(sql)
     cursor = snapshot.new_cursor()
     timer = threading.Timer(limits.timeout, cursor.interrupt)
     timer.start()
     try:
-        cursor.execute(sql)
+        # The limit goes into the query, so a huge result is never built, only its first rows.
+        cursor.execute(f"select * from (\n{statement}\n) limit {limits.max_rows + 1}")
         columns = [(d[0], str(d[1])) for d in cursor.description or []]
         rows = cursor.fetchmany(limits.max_rows + 1)
     except duckdb.InterruptException:

@@ -20,7 +20,8 @@ MEDIA_TYPES = {
 
 
 def _plain(value):
-    """A JSON-ready value: dates as ISO strings, decimals as numbers, NaN and inf as null."""
+    """A JSON-ready value: dates as ISO strings, decimals as numbers, NaN and inf as null,
+    anything else JSON cannot hold (UUID, INTERVAL) as its text."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (datetime, date, time)):
@@ -33,7 +34,9 @@ def _plain(value):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, bytes):
         return value.hex()
-    return value
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return str(value)  # UUID, INTERVAL (timedelta) and whatever else JSON has no type for
 
 
 def _records(result: QueryResult) -> list[dict]:

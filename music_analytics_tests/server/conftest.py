@@ -90,3 +90,4 @@ def live_server(marts_settings) -> LiveServer:
     yield LiveServer(f"http://127.0.0.1:{port}", tokens, app)
     server.should_exit = True
     thread.join(timeout=10)
+    app.state.snapshots.close()
