@@ -28,6 +28,7 @@ from pathlib import Path
 import duckdb
 
 from music_analytics.lib.exports import BI_DATABASE
+from music_analytics.lib.pipe_rollups import ROLLUPS
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +165,10 @@ def build_snapshot(
                 day_rows,
                 day_bytes,
             )
+        for mart, statements in ROLLUPS.items():
+            if mart in infos and mart not in VIEW_ONLY_MARTS:
+                for statement in statements:
+                    build.execute(statement)
         build.execute("checkpoint")
     conn = duckdb.connect(str(target), read_only=True)
     if memory_limit:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from music_analytics.lib.dsps import DSP_KEYS
 from music_analytics.lib.mart_snapshot import MartSnapshot
+from music_analytics.lib.pipe_rollups import month_split
 
 ParamKind = Literal["date", "string", "integer", "enum"]
 MAX_STRING = 200
@@ -135,9 +136,29 @@ _COUNTRY = Param(
 
 
 def _top_tracks(v: dict) -> Query:
-    where, bound = _where("stream_date", v, {"genre": "genre", "country": "country"})
+    """Whole months come from the monthly rollup, the days at either end from the daily one;
+    with a country filter, from the rollups that keep the country (see pipe_rollups)."""
+    by = "by_country" if v.get("country") is not None else "by"
+    filters = {"genre": "genre", "country": "country"}
+    months, day_ranges = month_split(v["start_date"], v["end_date"])
+    parts, bound = [], []
+    columns = "track_id, genre, artist_id, album_id, stream_count, completed_streams, "
+    columns += "total_duration_seconds"
+    for first, last in day_ranges:
+        where, values = _where("stream_date", {**v, "start_date": first, "end_date": last}, filters)
+        parts.append(f"select {columns} from top_tracks__{by}_day where {where}")
+        bound += values
+    if months is not None:
+        where, values = _where(
+            "month",
+            {**v, "start_date": months[0], "end_date": months[1] - timedelta(days=1)},
+            filters,
+        )
+        parts.append(f"select {columns} from top_tracks__{by}_month where {where}")
+        bound += values
     return Query(
         f"""
+        with parts as ({" union all ".join(parts)})
         select row_number() over (order by sum(stream_count) desc, track_id) as rank,
                track_id, min(artist_id) as artist_id, min(album_id) as album_id,
                min(genre) as genre, cast(sum(stream_count) as bigint) as stream_count,
@@ -145,8 +166,7 @@ def _top_tracks(v: dict) -> Query:
                round(sum(completed_streams) / sum(stream_count), 4) as completion_rate,
                cast(sum(total_duration_seconds) as bigint) as total_duration_seconds,
                count(*) over () as __rows_before_limit
-        from top_tracks_daily where {where}
-        group by track_id order by rank limit ?""",
+        from parts group by track_id order by rank limit ?""",
         [*bound, v["limit"]],
     )
 

@@ -312,7 +312,7 @@ def build_app(
         background.add_task(land_batch, landing, lines)
         return JSONResponse(answer, 202)
 
-    app.mount("/static", StaticFiles(directory=STATIC, check_dir=False), name="static")
+    app.mount("/static", _RevalidatedStaticFiles(directory=STATIC, check_dir=False), name="static")
     _declare_bearer_auth(app)
 
     @app.get("/", include_in_schema=False)
@@ -323,6 +323,15 @@ def build_app(
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
     return app
+
+
+class _RevalidatedStaticFiles(StaticFiles):
+    """The dashboard's files, revalidated on every load so an upgrade is seen at once."""
+
+    def file_response(self, *args, **kwargs) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
 
 def _declare_bearer_auth(app: FastAPI) -> None:

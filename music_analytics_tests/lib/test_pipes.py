@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pytest
 
 from music_analytics.lib.mart_snapshot import MartInfo, MartSnapshot, build_snapshot
+from music_analytics.lib.pipe_rollups import month_split
 from music_analytics.lib.pipes import (
     PIPES,
     NoDataError,
@@ -292,3 +293,83 @@ def test_scanned_counts_the_rows_of_the_days_read(exported):
     _, values = run(snapshot, "top_tracks", start_date="2025-03-02", end_date="2025-03-03")
     rows, size = scanned(PIPES["top_tracks"], values, snapshot)
     assert rows == 2 * 52 and size > 0
+
+
+def test_month_split_covers_every_day_once():
+    first = date(2024, 12, 1)
+    for offset in range(0, 120, 7):
+        for length in (1, 5, 28, 31, 45, 70, 400):
+            start = first + timedelta(days=offset)
+            end = start + timedelta(days=length - 1)
+            months, day_ranges = month_split(start, end)
+            covered = [d for a, b in day_ranges for d in _days(a, b)]
+            if months is not None:
+                assert months[0].day == 1 and months[1].day == 1
+                covered += _days(months[0], months[1] - timedelta(days=1))
+            assert sorted(covered) == _days(start, end)
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+@pytest.fixture(scope="module")
+def months_exported(tmp_path_factory):
+    """top_tracks_daily over 2025-01-20..2025-04-10 (three month boundaries)."""
+    exports = tmp_path_factory.mktemp("months") / "exports"
+    with duckdb.connect() as conn:
+        for n, day in enumerate(_days(date(2025, 1, 20), date(2025, 4, 10))):
+            folder = exports / "top_tracks_daily" / f"stream_date={day}"
+            folder.mkdir(parents=True)
+            conn.execute(
+                f"""copy (
+                    select 'track_' || ((i * 7 + {n}) % 11) as track_id,
+                           'artist_' || (i % 3) as artist_id, 'album_' || (i % 4) as album_id,
+                           ['pop', 'rock'][1 + ((i * 7 + {n}) % 11) % 2] as genre,
+                           ['US', 'IN', 'BR'][1 + (i + {n}) % 3] as country,
+                           1 + (i * 5 + {n} * 3) % 13 as stream_count,
+                           cast((i + {n}) % 4 as double) as completed_streams,
+                           cast((1 + i % 13) * 100 as double) as total_duration_seconds
+                    from range(30) t(i)
+                ) to '{folder}/data.parquet'"""
+            )
+    snapshot = build_snapshot(exports, exports.parent / "snapshot.duckdb")
+    yield snapshot, exports
+    snapshot.conn.close()
+
+
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        ("2025-01-20", "2025-04-10"),  # whole months inside, days at both ends
+        ("2025-02-01", "2025-03-31"),  # whole months only
+        ("2025-01-31", "2025-02-01"),  # a boundary, no whole month
+        ("2025-02-10", "2025-02-20"),  # inside one month
+        ("2025-03-01", "2025-04-10"),  # a whole month and days after it
+    ],
+)
+@pytest.mark.parametrize(
+    "filters", [{}, {"genre": "rock"}, {"country": "IN"}, {"country": "BR", "genre": "pop"}]
+)
+def test_top_tracks_over_months_equal_the_plain_daily_sums(months_exported, start, end, filters):
+    snapshot, exports = months_exported
+    result, _ = run(snapshot, "top_tracks", start_date=start, end_date=end, limit="100", **filters)
+    names = [name for name, _ in result.columns]
+    got = [
+        tuple(row[names.index(c)] for c in ("track_id", "stream_count", "completed_streams"))
+        + (row[names.index("total_duration_seconds")],)
+        for row in result.rows
+    ]
+    where = "".join(f" and {column} = ?" for column in filters)
+    with duckdb.connect() as conn:
+        expected = conn.execute(
+            f"""select track_id, sum(stream_count), sum(completed_streams),
+                       sum(total_duration_seconds)
+                from read_parquet('{exports}/top_tracks_daily/*/data.parquet',
+                                  hive_partitioning = true)
+                where stream_date between ? and ? {where}
+                group by 1 order by 2 desc, 1""",
+            [start, end, *filters.values()],
+        ).fetchall()
+    assert got == [tuple(int(v) if isinstance(v, float) else v for v in row) for row in expected]
+    assert result.rows_before_limit == len(expected)

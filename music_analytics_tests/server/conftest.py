@@ -11,6 +11,8 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -71,10 +73,9 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server(marts_settings) -> LiveServer:
-    """uvicorn serving build_app(marts_settings) on a free port, in a thread."""
-    app = build_app(marts_settings)
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """Serve `app` with uvicorn on a free port in a thread; yields its base URL."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -86,8 +87,18 @@ def live_server(marts_settings) -> LiveServer:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the test server did not start")
         time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        app.state.snapshots.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(marts_settings) -> Iterator[LiveServer]:
+    """uvicorn serving build_app(marts_settings) on a free port, in a thread."""
+    app = build_app(marts_settings)
     tokens = {t.name: t.token for t in load_tokens(marts_settings.api_tokens_file).tokens}
-    yield LiveServer(f"http://127.0.0.1:{port}", tokens, app)
-    server.should_exit = True
-    thread.join(timeout=10)
-    app.state.snapshots.close()
+    with serving(app) as url:
+        yield LiveServer(url, tokens, app)
