@@ -1,9 +1,12 @@
-"""`make bench`: ingest rate vs DuckDB's bare read_json, ingest memory, mart build scaling, and
-the DSP report loader's rate and memory on a 10,000- and a 100,000-record report.
+"""`make bench`: ingest rate vs DuckDB's bare read_json, ingest memory, mart build scaling, the
+DSP report loader's rate and memory on a 10,000- and a 100,000-record report, and the HTTP
+server (`music-analytics serve`) under load over a year of marts (bench/serve_load.py).
 
 Prints the figures and writes them to bench/results/latest.json. Each measured load runs in a
 child process so its peak RSS is its own. BENCH_ONLY=dsp (or ingest, marts, or a comma list)
 runs only those sections and writes bench/results/latest-<sections>.json instead.
+BENCH_SKIP_SERVE=1 skips the serve section (its first run builds a year of marts from 10 million
+events; BENCH_SERVE_HOME keeps that home for the next runs).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000000"))
 HISTORY_EVENTS_PER_DAY = int(os.environ.get("BENCH_EVENTS_PER_DAY", "20000"))
-SECTIONS = ("ingest", "marts", "dsp")
+SECTIONS = ("ingest", "marts", "dsp", "serve")
 ONLY = tuple(s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip())
 DSP_SMALL = int(os.environ.get("BENCH_DSP_SMALL", "10000"))
 DSP_LARGE = int(os.environ.get("BENCH_DSP_LARGE", "100000"))
@@ -231,6 +234,8 @@ def bench_dsp(work: Path) -> dict:
 def main() -> None:
     import logging
 
+    from bench.serve_load import TARGETS as SERVE_TARGETS
+
     unknown = set(ONLY) - set(SECTIONS)
     if unknown:
         raise SystemExit(f"BENCH_ONLY: unknown section(s) {sorted(unknown)}; use {SECTIONS}")
@@ -248,14 +253,24 @@ def main() -> None:
             figures.update(bench_marts(work))
         if "dsp" in run:
             figures.update(bench_dsp(work))
+        if "serve" in run:
+            if os.environ.get("BENCH_SKIP_SERVE", "").strip() not in ("", "0"):
+                print("serve: skipped (BENCH_SKIP_SERVE is set)", flush=True)
+            else:
+                from bench.serve_load import bench_serve
+
+                figures.update(bench_serve(work))
+    if not figures:  # only skipped sections: keep the last results
+        print("nothing was measured; no results written")
+        return
     results = RESULTS if not ONLY else RESULTS.with_name(f"latest-{'-'.join(ONLY)}.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
     print(
         "targets: ingest_vs_read_json_ratio >= 0.5, mart_day_60d_vs_1d_ratio <= 1.5, "
-        f"dsp_load_peak_rss_{_label(DSP_LARGE)}_vs_{_label(DSP_SMALL)} <= 2; "
-        f"written to {results}"
+        f"dsp_load_peak_rss_{_label(DSP_LARGE)}_vs_{_label(DSP_SMALL)} <= 2, "
+        f"{SERVE_TARGETS}; written to {results}"
     )
 
 

@@ -21,9 +21,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if self.per_argument and isinstance(record.args, tuple):
-            record.args = tuple(
-                self.redact(a) if isinstance(a, str) else a for a in record.args
-            )
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
             record.msg = self.redact(str(record.msg))
             return True
         try:

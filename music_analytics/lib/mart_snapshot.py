@@ -21,9 +21,12 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -31,6 +34,7 @@ from music_analytics.lib.exports import BI_DATABASE
 from music_analytics.lib.pipe_rollups import ROLLUPS
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Too large to copy (a row per stream): served as a view over its Parquet files.
 VIEW_ONLY_MARTS = frozenset({"fct_streams"})
@@ -65,8 +69,31 @@ class MartSnapshot:
     version: tuple
     built_at: float
     path: Path | None = None
+    unusable: dict[str, str] = field(default_factory=dict)  # mart -> why its pipes cannot run
     filters: dict = field(default_factory=dict)
     _local: threading.local = field(default_factory=threading.local, repr=False)
+    _lookups: dict = field(default_factory=dict, repr=False)
+    _answers: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _answers_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    answers_kept: int = 1024  # answers remembered per snapshot (a new snapshot starts empty)
+    answers_reused: int = 0
+    answers_computed: int = 0
+
+    def answer(self, key: Hashable, compute: Callable[[], T]) -> tuple[T, bool]:
+        """`compute()`'s value, remembered for `key` while this snapshot serves (its data
+        cannot change), least recently used first out; returns (value, was it remembered)."""
+        with self._answers_lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                self.answers_reused += 1
+                return self._answers[key], True
+        value = compute()
+        with self._answers_lock:
+            self.answers_computed += 1
+            self._answers[key] = value
+            if len(self._answers) > self.answers_kept:
+                self._answers.popitem(last=False)
+        return value, False
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         if self.conn is None:
@@ -75,6 +102,14 @@ class MartSnapshot:
         if cursor is None:
             cursor = self._local.cursor = self.conn.cursor()
         return cursor
+
+    def lookup(self, table: str) -> dict:
+        """A small table as {first column: (the other columns)}, read once per snapshot."""
+        found = self._lookups.get(table)
+        if found is None:
+            rows = self.cursor().execute(f"select * from {table}").fetchall()
+            found = self._lookups[table] = {row[0]: row[1:] for row in rows}
+        return found
 
     def new_cursor(self) -> duckdb.DuckDBPyConnection:
         """A cursor of its own (for work that may be interrupted, such as user SQL)."""
@@ -165,22 +200,31 @@ def build_snapshot(
                 day_rows,
                 day_bytes,
             )
+        unusable = {}
         for mart, statements in ROLLUPS.items():
             if mart in infos and mart not in VIEW_ONLY_MARTS:
-                for statement in statements:
-                    build.execute(statement)
+                try:
+                    for statement in statements:
+                        build.execute(statement)
+                except duckdb.Error as exc:  # the mart's columns changed: say so, serve the rest
+                    log.warning("no rollups for %s: %s", mart, exc)
+                    unusable[mart] = (
+                        f"the exports of {mart} do not have the expected columns: {exc}"
+                    )
         build.execute("checkpoint")
     conn = duckdb.connect(str(target), read_only=True)
     if memory_limit:
         conn.execute(f"set memory_limit = '{memory_limit}'")
     conn.execute("set enable_progress_bar = false")
+    # Requests run side by side; one thread per query avoids oversubscribing the cores.
+    conn.execute("set threads = 1")
     conn.execute(f"set temp_directory = {_quoted(target.parent / 'spill')}")
     conn.execute(f"set allowed_directories = [{_quoted(exports)} || '/']")
     conn.execute("set enable_external_access = false")
     conn.execute("set autoinstall_known_extensions = false")
     conn.execute("set autoload_known_extensions = false")
     conn.execute("set lock_configuration = true")
-    snapshot = MartSnapshot(conn, infos, version, time.time(), path=Path(target))
+    snapshot = MartSnapshot(conn, infos, version, time.time(), path=Path(target), unusable=unusable)
     snapshot.filters = _filters(conn, infos)
     return snapshot
 

@@ -94,6 +94,8 @@ class Pipe:
     build: Callable[[dict], Query]
     default_limit: int = 10
     max_limit: int = 10_000
+    ranked: bool = False  # the rows come ranked: run_pipe numbers them in a first column `rank`
+    finish: Callable[[QueryResult, MartSnapshot], QueryResult] | None = None  # rows -> answer
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -135,15 +137,21 @@ _COUNTRY = Param(
 )
 
 
+MONTHS_FROM_DAYS = 62  # ranges this long or longer read whole months from the monthly rollup
+
+
 def _top_tracks(v: dict) -> Query:
     """Whole months come from the monthly rollup, the days at either end from the daily one;
-    with a country filter, from the rollups that keep the country (see pipe_rollups)."""
+    with a country filter, from the rollups that keep the country (see pipe_rollups). Rows
+    come back by track_key; `_top_tracks_rows` names them."""
     by = "by_country" if v.get("country") is not None else "by"
     filters = {"genre": "genre", "country": "country"}
     months, day_ranges = month_split(v["start_date"], v["end_date"])
+    if (v["end_date"] - v["start_date"]).days < MONTHS_FROM_DAYS:
+        # Each union branch has a fixed cost; up to two months of days cost less than three.
+        months, day_ranges = None, [(v["start_date"], v["end_date"])]
     parts, bound = [], []
-    columns = "track_id, genre, artist_id, album_id, stream_count, completed_streams, "
-    columns += "total_duration_seconds"
+    columns = "track_key, stream_count, completed_streams, total_duration_seconds"
     for first, last in day_ranges:
         where, values = _where("stream_date", {**v, "start_date": first, "end_date": last}, filters)
         parts.append(f"select {columns} from top_tracks__{by}_day where {where}")
@@ -156,19 +164,40 @@ def _top_tracks(v: dict) -> Query:
         )
         parts.append(f"select {columns} from top_tracks__{by}_month where {where}")
         bound += values
+    source = f"({' union all '.join(parts)})"
     return Query(
         f"""
-        with parts as ({" union all ".join(parts)})
-        select row_number() over (order by sum(stream_count) desc, track_id) as rank,
-               track_id, min(artist_id) as artist_id, min(album_id) as album_id,
-               min(genre) as genre, cast(sum(stream_count) as bigint) as stream_count,
-               cast(sum(completed_streams) as bigint) as completed_streams,
-               round(sum(completed_streams) / sum(stream_count), 4) as completion_rate,
-               cast(sum(total_duration_seconds) as bigint) as total_duration_seconds,
+        select track_key, sum(stream_count) as stream_count,
+               sum(completed_streams) as completed_streams,
+               sum(total_duration_seconds) as total_duration_seconds,
                count(*) over () as __rows_before_limit
-        from parts group by track_id order by rank limit ?""",
+        from {source} group by track_key order by stream_count desc, track_key limit ?""",
         [*bound, v["limit"]],
     )
+
+
+_TOP_TRACKS_COLUMNS = [
+    ("track_id", "VARCHAR"),
+    ("artist_id", "VARCHAR"),
+    ("album_id", "VARCHAR"),
+    ("genre", "VARCHAR"),
+    ("stream_count", "BIGINT"),
+    ("completed_streams", "BIGINT"),
+    ("completion_rate", "DOUBLE"),
+    ("total_duration_seconds", "BIGINT"),
+]
+
+
+def _top_tracks_rows(result: QueryResult, snapshot: MartSnapshot) -> QueryResult:
+    tracks = snapshot.lookup("top_tracks__tracks")
+    rows = []
+    for key, streams, completed, seconds in result.rows:
+        track_id, artist_id, album_id, genre = tracks[key]
+        rate = round(completed / streams, 4) if streams else None
+        rows.append(
+            (track_id, artist_id, album_id, genre, int(streams), int(completed), rate, int(seconds))
+        )
+    return QueryResult(_TOP_TRACKS_COLUMNS, rows, result.rows_before_limit)
 
 
 def _genre_trends(v: dict) -> Query:
@@ -226,13 +255,11 @@ def _dsp_top_tracks(v: dict) -> Query:
     extra = [v["start_date"], v["end_date"]] * 2 if table == "dsp_track_country_daily" else []
     return Query(
         f"""
-        select row_number() over (order by sum(streams) desc nulls last, dsp, track_id)
-                   as rank,
-               dsp, track_id, {isrc} as isrc, {names} as track_name,
+        select dsp, track_id, {isrc} as isrc, {names} as track_name,
                cast(sum(streams) as bigint) as streams,
                count(*) over () as __rows_before_limit
         from {table} t where {where}
-        group by dsp, track_id order by rank limit ?""",
+        group by dsp, track_id order by sum(streams) desc nulls last, dsp, track_id limit ?""",
         [*extra, *bound, v["limit"]],
     )
 
@@ -243,15 +270,14 @@ def _track_performance(v: dict) -> Query:
     where, bound = _where("report_date", v, {"isrc": "isrc"})
     return Query(
         f"""
-        select row_number() over (order by sum(total_streams) desc nulls last, isrc) as rank,
-               isrc, min(track_name) as track_name,
+        select isrc, min(track_name) as track_name,
                cast(sum(spotify_streams) as bigint) as spotify_streams,
                cast(sum(youtube_streams) as bigint) as youtube_streams,
                cast(sum(apple_music_streams) as bigint) as apple_music_streams,
                cast(sum(total_streams) as bigint) as total_streams, count(*) as days_reporting,
                count(*) over () as __rows_before_limit
         from track_performance_daily where {where}
-        group by isrc order by rank limit ?""",
+        group by isrc order by sum(total_streams) desc nulls last, isrc limit ?""",
         [*bound, v["limit"]],
     )
 
@@ -297,6 +323,8 @@ PIPES: dict[str, Pipe] = {
             (_GENRE, _COUNTRY),
             _top_tracks,
             max_limit=1000,
+            ranked=True,
+            finish=_top_tracks_rows,
         ),
         Pipe(
             "genre_trends",
@@ -332,6 +360,7 @@ PIPES: dict[str, Pipe] = {
             ),
             _dsp_top_tracks,
             max_limit=1000,
+            ranked=True,
         ),
         Pipe(
             "track_performance",
@@ -348,6 +377,7 @@ PIPES: dict[str, Pipe] = {
             ),
             _track_performance,
             max_limit=1000,
+            ranked=True,
         ),
         Pipe(
             "listening_history",
@@ -384,6 +414,8 @@ def parse_params(pipe: Pipe, raw: Mapping[str, str], snapshot: MartSnapshot) -> 
         for name, param in known.items()
     }
     info = snapshot.marts.get(pipe.mart)
+    if pipe.mart in snapshot.unusable:
+        raise NoDataError(snapshot.unusable[pipe.mart])
     if info is None or info.last_day is None:
         raise NoDataError(
             f"mart {pipe.mart} has no exports yet: build the marts first "
@@ -420,7 +452,17 @@ def run_query(cursor, query: Query) -> QueryResult:
 
 
 def run_pipe(pipe: Pipe, values: dict, snapshot: MartSnapshot) -> QueryResult:
-    return run_query(snapshot.cursor(), pipe.build(values))
+    result = run_query(snapshot.cursor(), pipe.build(values))
+    if pipe.finish is not None:
+        result = pipe.finish(result, snapshot)
+    if not pipe.ranked:
+        return result
+    # Numbering here is cheaper than a row_number() window over every group in the query.
+    return QueryResult(
+        [("rank", "BIGINT"), *result.columns],
+        [(i, *row) for i, row in enumerate(result.rows, start=1)],
+        result.rows_before_limit,
+    )
 
 
 def scanned(pipe: Pipe, values: dict, snapshot: MartSnapshot) -> tuple[int, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -150,7 +151,9 @@ def _add_pipe_route(app: FastAPI, pipe: Pipe) -> None:
             raise ApiError(400, str(exc)) from None
         except NoDataError as exc:
             raise ApiError(503, str(exc)) from None
-        result = run_pipe(pipe, values, snapshot)
+        # A snapshot never changes, so an answer stays right for as long as it serves.
+        key = (pipe.name, tuple(sorted(values.items())))
+        result, _ = snapshot.answer(key, lambda: run_pipe(pipe, values, snapshot))
         return _respond(result, format, started, scanned(pipe, values, snapshot))
 
     app.add_api_route(
@@ -167,6 +170,11 @@ def _add_pipe_route(app: FastAPI, pipe: Pipe) -> None:
     )
 
 
+def create_app() -> FastAPI:
+    """The app on the environment's settings: what each of `serve --workers N`'s processes runs."""
+    return build_app(Settings.from_env())
+
+
 def build_app(
     settings: Settings,
     *,
@@ -174,7 +182,16 @@ def build_app(
     snapshots: SnapshotSource | None = None,
 ) -> FastAPI:
     """The server's ASGI app. Tokens are read from settings.api_tokens_file unless given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Build the first snapshot before taking requests, so none waits for it.
+        await _in_thread(app.state.snapshots.current)
+        yield
+        app.state.snapshots.close()  # the snapshot files in the temp folder go with the server
+
     app = FastAPIOffline(
+        lifespan=lifespan,
         title="music-analytics",
         version="0",
         description=(
@@ -209,6 +226,10 @@ def build_app(
         return {
             "status": "ok",
             "marts": {name: info.rows for name, info in snapshot.marts.items()},
+            "pipe_answers": {
+                "computed": snapshot.answers_computed,
+                "reused": snapshot.answers_reused,
+            },
             "snapshot_error": request.app.state.snapshots.last_error,
         }
 

@@ -14,15 +14,16 @@ DEFAULT_PORT = 8000
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from music_analytics.server.app import build_app
-
     settings = Settings.from_env()
+    if args.workers < 1:
+        print("music-analytics serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     try:
-        app = build_app(settings)
+        tokens = load_tokens(settings.api_tokens_file)  # fail here, not in every worker
     except TokenFileError as exc:
         print(f"music-analytics serve: {exc}", file=sys.stderr)
         return 2
-    if not len(app.state.tokens):
+    if not len(tokens):
         print(
             f"no API tokens in {settings.api_tokens_file}: every /v0 call will get 401. "
             "Create one with: music-analytics api-token create dashboard --scope PIPES:READ",
@@ -30,17 +31,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
     print(
         f"serving {settings.exports_dir} on http://{args.host}:{args.port}/ "
-        f"(dashboard /, API docs /docs)",
+        f"(dashboard /, API docs /docs) with {args.workers} worker process(es)",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=args.access_log,
-        workers=1,
+    options = dict(
+        host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log
     )
+    if args.workers == 1:
+        from music_analytics.server.app import build_app
+
+        uvicorn.run(build_app(settings, tokens=tokens), **options)
+    else:
+        # Each process builds its own app (and snapshot) from the same environment.
+        settings.export_to_environment()
+        uvicorn.run(
+            "music_analytics.server.app:create_app", factory=True, workers=args.workers, **options
+        )
     return 0
 
 
@@ -76,6 +82,12 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes; one per core answers the most requests (default 1)",
+    )
     serve.add_argument("--log-level", default="info", choices=["warning", "info", "debug"])
     serve.add_argument(
         "--no-access-log", dest="access_log", action="store_false", help="log no requests"

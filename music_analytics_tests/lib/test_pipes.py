@@ -315,10 +315,10 @@ def _days(first: date, last: date) -> list[date]:
 
 @pytest.fixture(scope="module")
 def months_exported(tmp_path_factory):
-    """top_tracks_daily over 2025-01-20..2025-04-10 (three month boundaries)."""
+    """top_tracks_daily over 2025-01-20..2025-05-10 (four month boundaries)."""
     exports = tmp_path_factory.mktemp("months") / "exports"
     with duckdb.connect() as conn:
-        for n, day in enumerate(_days(date(2025, 1, 20), date(2025, 4, 10))):
+        for n, day in enumerate(_days(date(2025, 1, 20), date(2025, 5, 10))):
             folder = exports / "top_tracks_daily" / f"stream_date={day}"
             folder.mkdir(parents=True)
             conn.execute(
@@ -342,7 +342,8 @@ def months_exported(tmp_path_factory):
     "start, end",
     [
         ("2025-01-20", "2025-04-10"),  # whole months inside, days at both ends
-        ("2025-02-01", "2025-03-31"),  # whole months only
+        ("2025-02-01", "2025-04-30"),  # whole months only
+        ("2025-02-01", "2025-03-31"),  # whole months, but short enough to read as days
         ("2025-01-31", "2025-02-01"),  # a boundary, no whole month
         ("2025-02-10", "2025-02-20"),  # inside one month
         ("2025-03-01", "2025-04-10"),  # a whole month and days after it
@@ -373,3 +374,23 @@ def test_top_tracks_over_months_equal_the_plain_daily_sums(months_exported, star
         ).fetchall()
     assert got == [tuple(int(v) if isinstance(v, float) else v for v in row) for row in expected]
     assert result.rows_before_limit == len(expected)
+
+
+def test_a_mart_whose_columns_changed_is_named_and_the_others_still_serve(tmp_path):
+    exports = tmp_path / "exports"
+    with duckdb.connect() as conn:
+        for mart in ("top_tracks_daily", "genre_trends_daily"):
+            folder = exports / mart / "stream_date=2025-03-01"
+            folder.mkdir(parents=True)
+            conn.execute(
+                "copy (select 'pop' as genre, 'US' as country, 5 as stream_count) "
+                f"to '{folder}/data.parquet'"
+            )
+    snapshot = build_snapshot(exports, tmp_path / "snapshot.duckdb")
+    try:
+        with pytest.raises(NoDataError, match="top_tracks_daily do not have the expected columns"):
+            parse_params(PIPES["top_tracks"], {}, snapshot)
+        result, _ = run(snapshot, "genre_trends")
+        assert [r[2] for r in result.rows] == [5]
+    finally:
+        snapshot.conn.close()

@@ -590,3 +590,18 @@ def test_new_exports_are_served_once_the_snapshot_catches_up(marts_settings, tmp
     finally:
         app.state.snapshots.close()
     assert after == {track: count * 10 for track, count in before.items()}
+
+
+def test_a_repeated_pipe_call_reuses_the_snapshots_answer(live_server):
+    def reused() -> int:
+        return requests.get(f"{live_server.url}/healthz", timeout=10).json()["pipe_answers"][
+            "reused"
+        ]
+
+    headers = {"Authorization": f"Bearer {live_server.tokens['reader']}"}
+    url = f"{live_server.url}/v0/pipes/top_tracks.json?genre=rock&limit=7"
+    first = requests.get(url, headers=headers, timeout=10).json()
+    before = reused()
+    second = requests.get(url, headers=headers, timeout=10).json()
+    assert reused() == before + 1
+    assert second["data"] == first["data"] and second["rows"] == 7
