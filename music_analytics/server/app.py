@@ -7,33 +7,26 @@ Endpoints (all under a token but `/`, `/healthz`, `/openapi.json` and `/docs`):
 - `GET /v0/pipes`, `GET /v0/filters`: what there is, for clients and the dashboard.
 
 Readers use a read-only snapshot of the Parquet exports (lib/mart_snapshot.py), never the
-warehouse, so the server answers while a backfill holds the warehouse's write lock.
+warehouse, so the server answers while a backfill holds the warehouse's write lock. Tokens and
+scopes are checked in auth.py, the events endpoint lives in events.py, and openapi.py adds the
+pipes' parameters and the token schemes to /openapi.json.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
 
-from fastapi import BackgroundTasks, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 
-from music_analytics.lib.api_tokens import ApiToken, TokenSet, load_tokens
-from music_analytics.lib.event_intake import (
-    DATASOURCES,
-    IntakeError,
-    body_lines,
-    decode_body,
-    judge,
-    land_batch,
-)
+from music_analytics.lib.api_tokens import TokenSet, load_tokens
 from music_analytics.lib.log_redaction import install_redaction
 from music_analytics.lib.mart_snapshot import SnapshotSource
 from music_analytics.lib.pipes import (
@@ -54,48 +47,12 @@ from music_analytics.lib.read_only_sql import (
     sql_scanned,
 )
 from music_analytics.lib.settings import Settings
+from music_analytics.server.auth import ApiError, authorise, redact_tokens
+from music_analytics.server.events import router as events_router
 from music_analytics.server.formats import MEDIA_TYPES, render
+from music_analytics.server.openapi import declare_token_auth, pipe_parameters
 
 STATIC = Path(__file__).parent / "static"
-log = logging.getLogger(__name__)
-
-_TOKEN_IN_TEXT = re.compile(r"((?:^|[?&\s])token=)[^&\s\"']+", re.IGNORECASE)
-_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
-
-
-def redact_tokens(text: str) -> str:
-    """Access-log lines and errors without token values (`?token=` or a Bearer header)."""
-    return _BEARER.sub(r"\1***", _TOKEN_IN_TEXT.sub(r"\1***", text))
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers
-
-
-def _presented_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip()
-    return request.query_params.get("token")
-
-
-def _authorise(request: Request, allowed, what: str) -> ApiToken:
-    tokens: TokenSet = request.app.state.tokens
-    presented = _presented_token(request)
-    if not presented:
-        raise ApiError(
-            401,
-            "a token is required: send 'Authorization: Bearer <token>' or ?token=",
-            {"WWW-Authenticate": "Bearer"},
-        )
-    token = tokens.find(presented)
-    if token is None:
-        raise ApiError(401, "the token is not valid", {"WWW-Authenticate": "Bearer"})
-    if not allowed(token):
-        raise ApiError(403, f"token '{token.name}' has no scope for {what}")
-    return token
 
 
 def _respond(result: QueryResult, fmt: str, started: float, read: tuple[int, int]) -> Response:
@@ -109,41 +66,10 @@ def _respond(result: QueryResult, fmt: str, started: float, read: tuple[int, int
     return Response(render(result, fmt, statistics), media_type=MEDIA_TYPES[fmt])
 
 
-def _pipe_openapi(pipe: Pipe) -> dict:
-    schema_of = {
-        "date": {"type": "string", "format": "date"},
-        "integer": {"type": "integer"},
-        "string": {"type": "string", "maxLength": 200},
-    }
-    parameters = []
-    for param in pipe.params:
-        schema = dict(schema_of.get(param.kind, {"type": "string"}))
-        if param.kind == "enum":
-            schema["enum"] = list(param.choices)
-        if param.minimum is not None:
-            schema["minimum"] = param.minimum
-        if param.maximum is not None:
-            schema["maximum"] = param.maximum
-        if param.pattern:
-            schema["pattern"] = f"^{param.pattern}$"
-        if param.default is not None:
-            schema["default"] = param.default
-        parameters.append(
-            {
-                "name": param.name,
-                "in": "query",
-                "required": False,
-                "description": param.description,
-                "schema": schema,
-            }
-        )
-    return {"parameters": parameters}
-
-
 def _add_pipe_route(app: FastAPI, pipe: Pipe) -> None:
     def endpoint(request: Request, format: Literal["json", "csv", "ndjson"]) -> Response:
         started = time.perf_counter()
-        _authorise(request, lambda t: t.can_read_pipe(pipe.name), f"pipe {pipe.name}")
+        authorise(request, lambda t: t.can_read_pipe(pipe.name), f"pipe {pipe.name}")
         snapshot = request.app.state.snapshots.current()
         try:
             values = parse_params(pipe, dict(request.query_params), snapshot)
@@ -163,7 +89,7 @@ def _add_pipe_route(app: FastAPI, pipe: Pipe) -> None:
         name=pipe.name,
         summary=pipe.description,
         tags=["pipes"],
-        openapi_extra=_pipe_openapi(pipe),
+        openapi_extra=pipe_parameters(pipe),
         responses={
             200: {"description": "{meta, data, rows, rows_before_limit_at_least, statistics}"}
         },
@@ -186,7 +112,7 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # Build the first snapshot before taking requests, so none waits for it.
-        await _in_thread(app.state.snapshots.current)
+        await run_in_threadpool(app.state.snapshots.current)
         yield
         app.state.snapshots.close()  # the snapshot files in the temp folder go with the server
 
@@ -235,7 +161,7 @@ def build_app(
 
     @app.get("/v0/pipes", tags=["pipes"], summary="The published pipes and their parameters.")
     def list_pipes(request: Request) -> dict:
-        token = _authorise(request, lambda t: t.can_read_any_pipe, "pipes")
+        token = authorise(request, lambda t: t.can_read_any_pipe, "pipes")
         return {
             "pipes": [
                 {
@@ -243,7 +169,7 @@ def build_app(
                     "description": pipe.description,
                     "mart": pipe.mart,
                     "endpoint": f"/v0/pipes/{pipe.name}.json",
-                    "parameters": _pipe_openapi(pipe)["parameters"],
+                    "parameters": pipe_parameters(pipe)["parameters"],
                 }
                 for pipe in PIPES.values()
                 if token.can_read_pipe(pipe.name)
@@ -252,7 +178,7 @@ def build_app(
 
     @app.get("/v0/filters", tags=["pipes"], summary="Dates, genres, countries and DSPs.")
     def filters(request: Request) -> dict:
-        _authorise(request, lambda t: t.can_read_any_pipe, "pipes")
+        authorise(request, lambda t: t.can_read_any_pipe, "pipes")
         return request.app.state.snapshots.current().filters
 
     for pipe in PIPES.values():
@@ -271,7 +197,7 @@ def build_app(
         request: Request, q: str = "", format: Literal["json", "csv", "ndjson"] = "json"
     ) -> Response:
         started = time.perf_counter()
-        _authorise(request, lambda t: t.can_run_sql, "SQL (it needs PIPES:READ or ADMIN)")
+        authorise(request, lambda t: t.can_run_sql, "SQL (it needs PIPES:READ or ADMIN)")
         snapshot = request.app.state.snapshots.current()
         if snapshot.conn is None:
             raise ApiError(503, "no marts have been exported yet: build the marts first")
@@ -283,58 +209,10 @@ def build_app(
             raise ApiError(408, str(exc)) from None
         return _respond(result, format, started, sql_scanned(snapshot, q))
 
-    @app.post(
-        "/v0/events",
-        tags=["events"],
-        summary="Append NDJSON or a JSON array of events (gzip allowed) to a datasource.",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/x-ndjson": {"schema": {"type": "string"}},
-                    "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
-                },
-            }
-        },
-    )
-    async def events(
-        request: Request, background: BackgroundTasks, name: str, wait: bool = False
-    ) -> JSONResponse:
-        _authorise(request, lambda t: t.can_append(name), f"appending to {name[:60]}")
-        if name not in DATASOURCES:
-            raise ApiError(404, f"no datasource named {name[:60]!r}; there is music_streams")
-        limit = settings.api_max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise ApiError(413, f"the body is larger than {limit} bytes")
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > limit:
-                raise ApiError(413, f"the body is larger than {limit} bytes")
-        try:
-            lines = body_lines(
-                decode_body(bytes(raw), request.headers.get("content-encoding"), limit)
-            )
-        except IntakeError as exc:
-            raise ApiError(exc.status, str(exc)) from None
-        if not lines:
-            raise ApiError(400, "the body holds no rows")
-        judged = await _in_thread(judge, lines)
-        answer = {
-            "successful_rows": judged.successful_rows,
-            "quarantined_rows": judged.quarantined_rows,
-            "errors": judged.errors,
-        }
-        landing = settings.events_landing
-        if wait:
-            path = await _in_thread(land_batch, landing, lines)
-            return JSONResponse({**answer, "file": path.name}, 200)
-        background.add_task(land_batch, landing, lines)
-        return JSONResponse(answer, 202)
+    app.include_router(events_router)
 
     app.mount("/static", _RevalidatedStaticFiles(directory=STATIC, check_dir=False), name="static")
-    _declare_bearer_auth(app)
+    declare_token_auth(app)
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> Response:
@@ -353,30 +231,3 @@ class _RevalidatedStaticFiles(StaticFiles):
         response = super().file_response(*args, **kwargs)
         response.headers["Cache-Control"] = "no-cache"
         return response
-
-
-def _declare_bearer_auth(app: FastAPI) -> None:
-    """OpenAPI names the token scheme, so /docs' Authorize button sends it on every call."""
-    plain = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schema = plain()
-            schema.setdefault("components", {})["securitySchemes"] = {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "token": {"type": "apiKey", "in": "query", "name": "token"},
-            }
-            for path, operations in schema["paths"].items():
-                if path.startswith("/v0/"):
-                    for operation in operations.values():
-                        operation["security"] = [{"bearer": []}, {"token": []}]
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
-
-
-async def _in_thread(function, *args):
-    from starlette.concurrency import run_in_threadpool
-
-    return await run_in_threadpool(function, *args)

@@ -1,0 +1,70 @@
+"""`POST /v0/events?name=music_streams`: rows judged like event files, landed as one file."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from music_analytics.lib.event_intake import (
+    DATASOURCES,
+    IntakeError,
+    body_lines,
+    decode_body,
+    judge,
+    land_batch,
+)
+from music_analytics.server.auth import ApiError, authorise
+
+router = APIRouter()
+
+
+@router.post(
+    "/v0/events",
+    tags=["events"],
+    summary="Append NDJSON or a JSON array of events (gzip allowed) to a datasource.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            },
+        }
+    },
+)
+async def events(
+    request: Request, background: BackgroundTasks, name: str, wait: bool = False
+) -> JSONResponse:
+    """Judge the rows, land them as one file, answer how many load and how many quarantine."""
+    authorise(request, lambda t: t.can_append(name), f"appending to {name[:60]}")
+    if name not in DATASOURCES:
+        raise ApiError(404, f"no datasource named {name[:60]!r}; there is music_streams")
+    settings = request.app.state.settings
+    limit = settings.api_max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"the body is larger than {limit} bytes")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > limit:
+            raise ApiError(413, f"the body is larger than {limit} bytes")
+    try:
+        lines = body_lines(decode_body(bytes(raw), request.headers.get("content-encoding"), limit))
+    except IntakeError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    if not lines:
+        raise ApiError(400, "the body holds no rows")
+    judged = await run_in_threadpool(judge, lines)
+    answer = {
+        "successful_rows": judged.successful_rows,
+        "quarantined_rows": judged.quarantined_rows,
+        "errors": judged.errors,
+    }
+    landing = settings.events_landing
+    if wait:
+        path = await run_in_threadpool(land_batch, landing, lines)
+        return JSONResponse({**answer, "file": path.name}, 200)
+    background.add_task(land_batch, landing, lines)
+    return JSONResponse(answer, 202)
