@@ -11,7 +11,6 @@ content it has loaded before).
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import uuid
@@ -133,8 +132,3 @@ def land_batch(folder: Path, lines: list[str], *, durable: bool = True) -> Path:
         finally:
             os.close(dir_fd)
     return target
-
-
-def gzip_lines(lines: list[str]) -> bytes:
-    """An NDJSON gzip body of `lines` (for tests and the benchmark's clients)."""
-    return gzip.compress(("\n".join(lines) + "\n").encode())

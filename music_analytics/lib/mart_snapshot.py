@@ -15,7 +15,6 @@ rebuild after the first.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -242,6 +241,9 @@ class SnapshotSource:
         self._lock = threading.Lock()
         self._snapshot: MartSnapshot | None = None
         self._building: tuple | None = None
+        self._failed: tuple | None = (
+            None  # exports whose rebuild failed: not retried until they change
+        )
         self._checked_at = 0.0
         self._count = 0
         self.last_error: str | None = None
@@ -286,7 +288,7 @@ class SnapshotSource:
                 log.exception("cannot rebuild the mart snapshot")
                 self.last_error = f"cannot rebuild the mart snapshot: {exc}"
                 with self._lock:
-                    self._building = None
+                    self._building, self._failed = None, version
 
         threading.Thread(target=work, name="mart-snapshot", daemon=True).start()
 
@@ -305,7 +307,7 @@ class SnapshotSource:
                 if self._snapshot is None:
                     self._snapshot = self._empty(version) if not version else self._build(version)
                 return self._snapshot
-        if version != snapshot.version:
+        if version != snapshot.version and version != self._failed:
             with self._lock:
                 start = self._building != version
                 if start:
@@ -335,8 +337,3 @@ class SnapshotSource:
         if snapshot is not None and snapshot.conn is not None:
             snapshot.conn.close()
         shutil.rmtree(self._work, ignore_errors=True)
-
-
-def describe(snapshot: MartSnapshot) -> str:
-    """One line for logs: which marts the snapshot holds and how many rows."""
-    return json.dumps({name: info.rows for name, info in snapshot.marts.items()})

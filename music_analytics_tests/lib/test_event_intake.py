@@ -14,13 +14,16 @@ from music_analytics.lib.event_intake import (
     IntakeError,
     body_lines,
     decode_body,
-    gzip_lines,
     judge,
     land_batch,
 )
 from music_analytics_tests.conftest import event
 
 LIMIT = 10_000
+
+
+def gzip_lines(lines: list[str]) -> bytes:
+    return gzip.compress(("\n".join(lines) + "\n").encode())
 
 
 def status_of(call, *args) -> int:

@@ -93,3 +93,28 @@ def test_the_snapshot_cannot_be_written_or_reconfigured(tmp_path):
     assert streams(snapshot) == 5
     assert snapshot.path.exists()
     snapshot.conn.close()
+
+
+def test_a_failed_rebuild_keeps_the_old_snapshot_and_waits_for_new_exports(tmp_path):
+    exports = tmp_path / "exports"
+    export_day(exports, "2025-03-01", 5)
+    write_bi_database(exports)
+    source = SnapshotSource(exports, check_interval=0)
+    try:
+        first = source.current()
+        broken = exports / "genre_trends_daily" / "stream_date=2025-03-02"
+        broken.mkdir()
+        (broken / "data.parquet").write_bytes(b"not parquet")
+        write_bi_database(exports)
+        with pytest.raises(TimeoutError, match="cannot rebuild"):
+            source.wait_until_current(timeout=3)
+        assert source.current() is first and streams(first) == 5
+        assert source._building is None  # not retried while the exports stay the same
+        (broken / "data.parquet").unlink()
+        broken.rmdir()
+        export_day(exports, "2025-03-02", 7)
+        write_bi_database(exports)
+        assert streams(source.wait_until_current()) == 12
+        assert source.last_error is None
+    finally:
+        source.close()
