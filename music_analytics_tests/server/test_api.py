@@ -606,3 +606,11 @@ def test_a_repeated_pipe_call_reuses_the_snapshots_answer(live_server):
     second = requests.get(url, headers=headers, timeout=10).json()
     assert reused() == before + 1
     assert second["data"] == first["data"] and second["rows"] == 7
+
+
+def test_the_dashboard_page_may_run_only_its_own_files(live_server):
+    response = requests.get(f"{live_server.url}/", timeout=10)
+    assert response.status_code == 200 and "<html" in response.text.lower()
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy and "object-src 'none'" in policy
+    assert response.headers["Cache-Control"] == "no-cache"
