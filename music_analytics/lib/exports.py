@@ -83,11 +83,21 @@ def _write_day(conn, folder: Path, mart: str, date_column: str, day: date) -> No
     os.replace(tmp, folder / "data.parquet")
 
 
+def exported_marts(exports: Path) -> dict[str, str]:
+    """Each mart with at least one exported day, and its date column (read off the folders)."""
+    marts: dict[str, str] = {}
+    if not exports.is_dir():
+        return marts
+    for folder in sorted(p for p in exports.iterdir() if p.is_dir()):
+        day = next(folder.glob("*=*/data.parquet"), None)
+        if day is not None:
+            marts[folder.name] = day.parent.name.split("=", 1)[0]
+    return marts
+
+
 def write_bi_database(exports: Path) -> Path:
     """(Re)create exports/bi.duckdb with a view per exported mart; swapped in atomically."""
-    marts = sorted(
-        p.name for p in exports.iterdir() if p.is_dir() and any(p.glob("*=*/data.parquet"))
-    )
+    marts = exported_marts(exports)
     fd, tmp = tempfile.mkstemp(dir=exports, prefix=".bi-", suffix=".duckdb")
     os.close(fd)
     os.unlink(tmp)  # DuckDB creates the file itself

@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import duckdb
 
-from music_analytics.lib.exports import BI_DATABASE
+from music_analytics.lib.exports import BI_DATABASE, exported_marts
 from music_analytics.lib.pipe_rollups import ROLLUPS
 
 log = logging.getLogger(__name__)
@@ -117,18 +117,6 @@ class MartSnapshot:
         return self.conn.cursor()
 
 
-def _exported_marts(exports: Path) -> dict[str, str]:
-    """Each mart folder with at least one day file, and its date column (from the folder names)."""
-    marts: dict[str, str] = {}
-    if not exports.is_dir():
-        return marts
-    for folder in sorted(p for p in exports.iterdir() if p.is_dir()):
-        day = next(folder.glob("*=*/data.parquet"), None)
-        if day is not None:
-            marts[folder.name] = day.parent.name.split("=", 1)[0]
-    return marts
-
-
 def _quoted(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
@@ -166,7 +154,7 @@ def build_snapshot(
 ) -> MartSnapshot:
     """Copy the exported marts into `target` and open it read-only, locked to the exports."""
     exports = Path(exports).resolve()
-    marts = _exported_marts(exports)
+    marts = exported_marts(exports)
     infos: dict[str, MartInfo] = {}
     with duckdb.connect(str(target)) as build:
         build.execute("set enable_progress_bar = false")

@@ -238,29 +238,25 @@ def _user_activity(v: dict) -> Query:
 
 
 def _dsp_top_tracks(v: dict) -> Query:
+    """Streams per (dsp, track), from the per-country mart when a country is asked for; the
+    ISRC and name come from dsp_track_daily over the same days, for the returned rows only."""
     table = "dsp_track_country_daily" if v.get("country") is not None else "dsp_track_daily"
     where, bound = _where("report_date", v, {"dsp": "dsp", "country": "country"})
-    names = (
-        "(select min(track_name) from dsp_track_daily d where d.dsp = t.dsp "
-        "and d.track_id = t.track_id and d.report_date between ? and ?)"
-        if table == "dsp_track_country_daily"
-        else "min(track_name)"
-    )
-    isrc = (
-        "(select min(isrc) from dsp_track_daily d where d.dsp = t.dsp "
-        "and d.track_id = t.track_id and d.report_date between ? and ?)"
-        if table == "dsp_track_country_daily"
-        else "min(isrc)"
-    )
-    extra = [v["start_date"], v["end_date"]] * 2 if table == "dsp_track_country_daily" else []
     return Query(
         f"""
-        select dsp, track_id, {isrc} as isrc, {names} as track_name,
-               cast(sum(streams) as bigint) as streams,
-               count(*) over () as __rows_before_limit
-        from {table} t where {where}
-        group by dsp, track_id order by sum(streams) desc nulls last, dsp, track_id limit ?""",
-        [*extra, *bound, v["limit"]],
+        with top as (
+            select dsp, track_id, cast(sum(streams) as bigint) as streams,
+                   count(*) over () as __rows_before_limit
+            from {table} where {where}
+            group by dsp, track_id order by streams desc nulls last, dsp, track_id limit ?
+        ), names as (
+            select dsp, track_id, min(isrc) as isrc, min(track_name) as track_name
+            from dsp_track_daily where report_date between ? and ? group by dsp, track_id
+        )
+        select dsp, track_id, names.isrc, names.track_name, streams, __rows_before_limit
+        from top left join names using (dsp, track_id)
+        order by streams desc nulls last, dsp, track_id""",
+        [*bound, v["limit"], v["start_date"], v["end_date"]],
     )
 
 
