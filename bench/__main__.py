@@ -67,7 +67,7 @@ print(time.perf_counter() - t, conn.execute("select count(*) from t").fetchone()
 CHILD_INGEST = """
 import duckdb, sys, time
 from pathlib import Path
-from music_analytics.lib.event_files import load_event_file
+from music_analytics.lib.events.files import load_event_file
 conn = duckdb.connect(sys.argv[1])
 conn.execute("set enable_progress_bar = false")
 t = time.perf_counter()
@@ -80,7 +80,7 @@ print(time.perf_counter() - t, result.rows_loaded, result.rows_quarantined)
 CHILD_DSP_LOAD = """
 import duckdb, sys, time
 from pathlib import Path
-from music_analytics.lib.dsp_report_load import load_report_zip
+from music_analytics.lib.dsp.report_load import load_report_zip
 conn = duckdb.connect(sys.argv[1])
 conn.execute("set enable_progress_bar = false")
 if sys.argv[3]:
@@ -105,7 +105,7 @@ def _child(code: str, *args: str) -> tuple[list[float], float]:
 
 
 def bench_ingest(work: Path) -> dict:
-    from music_analytics.lib.sample_events import generate_events
+    from music_analytics.lib.events.sample import generate_events
 
     t = time.perf_counter()
     sample = generate_events(
@@ -139,8 +139,8 @@ def _time_one_day_build(work: Path, history_days: int) -> float:
 
     from music_analytics.definitions import build_definitions
     from music_analytics.defs.partitions import partition_range_tags
-    from music_analytics.lib.sample_events import generate_events
-    from music_analytics.lib.settings import Settings
+    from music_analytics.lib.core.settings import Settings
+    from music_analytics.lib.events.sample import generate_events
     from music_analytics.refresh import refresh
 
     os.environ["MUSIC_ANALYTICS_HOME"] = str(work / f"history_{history_days}")
@@ -190,7 +190,7 @@ def bench_dsp(work: Path) -> dict:
     """Spotify reports of DSP_SMALL and DSP_LARGE records: load rate and the loader's memory."""
     import zipfile
 
-    from music_analytics.lib.sample_dsp_reports import generate_dsp_reports
+    from music_analytics.lib.dsp.sample import generate_dsp_reports
 
     figures: dict = {"dsp_memory_limit": DSP_MEMORY_LIMIT}
     peaks, paths = {}, {}

@@ -73,8 +73,8 @@ def _build_child(home: Path, events: int, days: int) -> None:
 
     import dagster as dg
 
-    from music_analytics.lib.sample_events import generate_events
-    from music_analytics.lib.settings import Settings
+    from music_analytics.lib.core.settings import Settings
+    from music_analytics.lib.events.sample import generate_events
     from music_analytics.refresh import refresh
 
     logging.getLogger("dagster").setLevel(logging.WARNING)
@@ -464,7 +464,7 @@ def _load(port: int, token: str, filters: dict, clients: int, seconds: float) ->
 
 def _event_batch(rng: random.Random, batch: int) -> bytes:
     """EVENT_BATCH_ROWS valid events in the seed's schema, as NDJSON."""
-    from music_analytics.lib.sample_events import COUNTRY_WEIGHTS, GENRE_WEIGHTS
+    from music_analytics.lib.events.sample import COUNTRY_WEIGHTS, GENRE_WEIGHTS
 
     genres, countries = list(GENRE_WEIGHTS), list(COUNTRY_WEIGHTS)
     devices = ("mobile", "desktop", "smart_speaker", "tablet", "tv")
@@ -545,7 +545,7 @@ def _post_events(port: int, token: str, batches: list[bytes], clients: int) -> d
 
 
 def bench_serve(work: Path) -> dict:
-    from music_analytics.lib.api_tokens import create_token
+    from music_analytics.server.api_tokens import create_token
 
     home = Path(SERVE_HOME).resolve() if SERVE_HOME else work / "serve_home"
     built = build_home(home)

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from music_analytics.lib.settings import Settings, SettingsError
+from music_analytics.lib.core.settings import Settings, SettingsError
 from music_analytics.server.commands import add_server_commands
 
 DEMO_MARKER = ".music-analytics-demo"
@@ -62,7 +62,7 @@ def cmd_spotify_auth(args: argparse.Namespace) -> int:
     """The one-time OAuth authorization-code flow, for a machine without a browser."""
     import os
 
-    from music_analytics.lib.spotify_client import (
+    from music_analytics.lib.spotify.client import (
         DEFAULT_SCOPES,
         SpotifyApiError,
         authorization_url,
@@ -121,7 +121,7 @@ def cmd_spotify_auth(args: argparse.Namespace) -> int:
 
 
 def cmd_sample_data(args: argparse.Namespace) -> int:
-    from music_analytics.lib.sample_events import generate_events
+    from music_analytics.lib.events.sample import generate_events
 
     start = args.start or (datetime.now(UTC).date() - timedelta(days=args.days))
     result = generate_events(
@@ -161,9 +161,9 @@ def _fresh_home(home: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from music_analytics.demo import print_demo_summary
-    from music_analytics.lib.sample_dsp_reports import generate_dsp_reports
-    from music_analytics.lib.sample_events import generate_events
-    from music_analytics.lib.sample_spotify_history import generate_history_export
+    from music_analytics.lib.dsp.sample import generate_dsp_reports
+    from music_analytics.lib.events.sample import generate_events
+    from music_analytics.lib.spotify.sample import generate_history_export
     from music_analytics.refresh import refresh
 
     settings = Settings.from_env()

@@ -24,7 +24,7 @@ from music_analytics.defs.spotify.sensors import (
     spotify_poll_job,
 )
 from music_analytics.defs.transform.assets import dbt_daily_models
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

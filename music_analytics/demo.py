@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
 from music_analytics.refresh import RefreshSummary
 
 TOP_TRACKS_SQL = """
@@ -56,7 +56,7 @@ def _table(title: str, cursor: duckdb.DuckDBPyConnection) -> str:
 
 def dashboard_token(settings: Settings) -> str:
     """The demo home's read-only token for the dashboard (created once, then reused)."""
-    from music_analytics.lib.api_tokens import create_token, load_tokens
+    from music_analytics.server.api_tokens import create_token, load_tokens
 
     existing = {t.name: t for t in load_tokens(settings.api_tokens_file).tokens}
     if "dashboard" in existing:

@@ -18,8 +18,8 @@ import dagster as dg
 from music_analytics.defs.events.assets import RAW_EVENTS
 from music_analytics.defs.orchestration.sensors import REFRESH_TAG, days_touched
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
-from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.partition_ranges import clamp_days, contiguous_ranges
+from music_analytics.lib.core.settings import Settings
 from music_analytics.refresh_dsp import DSP_API_POOL, refresh_dsp_reports
 from music_analytics.refresh_spotify import refresh_spotify
 

@@ -17,14 +17,14 @@ from music_analytics.defs.dsp_reports.assets import RAW_DSP_RECORDS, dsp_report_
 from music_analytics.defs.orchestration.sensors import REFRESH_TAG
 from music_analytics.defs.partitions import dsp_partition_key, partition_bounds
 from music_analytics.defs.resources import build_dsp_api
-from music_analytics.lib.dsp_report_zip import (
+from music_analytics.lib.core.landing import list_report_zips, reject_file
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.dsp.catalog import dsp_by_id, dsp_by_key
+from music_analytics.lib.dsp.report_zip import (
     DspReportFileError,
     read_report_meta,
     validate_report_zip,
 )
-from music_analytics.lib.dsps import dsp_by_id, dsp_by_key
-from music_analytics.lib.landing import list_report_zips, reject_file
-from music_analytics.lib.settings import Settings
 from music_analytics.run_results import failure_message
 
 DSP_API_POOL = "dsp_api"

@@ -7,8 +7,8 @@ import dagster as dg
 
 from music_analytics.defs.orchestration.sensors import REFRESH_TAG, days_touched
 from music_analytics.defs.spotify.assets import RAW_SPOTIFY_HISTORY, RAW_SPOTIFY_PLAYS
-from music_analytics.lib.settings import Settings
-from music_analytics.lib.spotify_history import list_history_files
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.spotify.history import list_history_files
 from music_analytics.run_results import failure_message
 
 

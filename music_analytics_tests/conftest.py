@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
 
 
 def event(n: int, **overrides) -> dict:

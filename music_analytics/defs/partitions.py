@@ -4,8 +4,8 @@ from datetime import date, datetime, timedelta
 
 import dagster as dg
 
-from music_analytics.lib.dsps import DSP_KEYS, Dsp, dsp_by_key
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.dsp.catalog import DSP_KEYS, Dsp, dsp_by_key
 
 # End offset 1: today's partition exists, so late-night files can refresh today's marts.
 daily_partitions = dg.DailyPartitionsDefinition(

@@ -18,10 +18,7 @@ from dagster_dbt import DbtCliResource, DbtProject
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from music_analytics.lib.dsp_api_client import DEFAULT_POLL_DELAYS, DspReportClient
-from music_analytics.lib.dsp_pending_reports import PendingReports
-from music_analytics.lib.dsp_report_zip import ZipLimits
-from music_analytics.lib.settings import (
+from music_analytics.lib.core.settings import (
     DBT_PROJECT_DIR,
     Settings,
     dsp_archive,
@@ -29,7 +26,10 @@ from music_analytics.lib.settings import (
     events_landing,
     spotify_history_landing,
 )
-from music_analytics.lib.spotify_client import SpotifyPlaysClient
+from music_analytics.lib.dsp.api_client import DEFAULT_POLL_DELAYS, DspReportClient
+from music_analytics.lib.dsp.pending_reports import PendingReports
+from music_analytics.lib.dsp.report_zip import ZipLimits
+from music_analytics.lib.spotify.client import SpotifyPlaysClient
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 dbt_project.prepare_if_dev()

@@ -26,10 +26,14 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from music_analytics.lib.api_tokens import TokenSet, load_tokens
-from music_analytics.lib.log_redaction import install_redaction
-from music_analytics.lib.mart_snapshot import SnapshotSource
-from music_analytics.lib.pipes import (
+from music_analytics.lib.core.log_redaction import install_redaction
+from music_analytics.lib.core.settings import Settings
+from music_analytics.server.api_tokens import TokenSet, load_tokens
+from music_analytics.server.auth import ApiError, authorise, redact_tokens
+from music_analytics.server.events import router as events_router
+from music_analytics.server.formats import MEDIA_TYPES, render
+from music_analytics.server.openapi import declare_token_auth, pipe_parameters
+from music_analytics.server.pipes import (
     PIPES,
     NoDataError,
     Pipe,
@@ -39,18 +43,14 @@ from music_analytics.lib.pipes import (
     run_pipe,
     scanned,
 )
-from music_analytics.lib.read_only_sql import (
+from music_analytics.server.read_only_sql import (
     SqlLimits,
     SqlRejected,
     SqlTimeout,
     run_sql,
     sql_scanned,
 )
-from music_analytics.lib.settings import Settings
-from music_analytics.server.auth import ApiError, authorise, redact_tokens
-from music_analytics.server.events import router as events_router
-from music_analytics.server.formats import MEDIA_TYPES, render
-from music_analytics.server.openapi import declare_token_auth, pipe_parameters
+from music_analytics.server.snapshot import SnapshotSource
 
 STATIC = Path(__file__).parent / "static"
 # The page runs only its own files: no inline script, no other host, even if data were hostile.

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from fastapi import Request
 
-from music_analytics.lib.api_tokens import ApiToken, TokenSet
+from music_analytics.server.api_tokens import ApiToken, TokenSet
 
 _TOKEN_IN_TEXT = re.compile(r"((?:^|[?&\s])token=)[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from music_analytics.lib.api_tokens import TokenFileError, create_token, load_tokens
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
+from music_analytics.server.api_tokens import TokenFileError, create_token, load_tokens
 
 DEFAULT_PORT = 8000
 

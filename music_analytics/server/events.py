@@ -6,7 +6,8 @@ from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from music_analytics.lib.event_intake import (
+from music_analytics.server.auth import ApiError, authorise
+from music_analytics.server.event_intake import (
     DATASOURCES,
     IntakeError,
     body_lines,
@@ -14,7 +15,6 @@ from music_analytics.lib.event_intake import (
     judge,
     land_batch,
 )
-from music_analytics.server.auth import ApiError, authorise
 
 router = APIRouter()
 

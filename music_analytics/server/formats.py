@@ -9,7 +9,7 @@ import math
 from datetime import date, datetime, time
 from decimal import Decimal
 
-from music_analytics.lib.pipes import QueryResult
+from music_analytics.server.pipes import QueryResult
 
 FORMATS = ("json", "csv", "ndjson")
 MEDIA_TYPES = {

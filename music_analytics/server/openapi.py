@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from music_analytics.lib.pipes import Pipe
+from music_analytics.server.pipes import Pipe
 
 
 def pipe_parameters(pipe: Pipe) -> dict:

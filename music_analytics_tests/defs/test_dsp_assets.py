@@ -18,9 +18,9 @@ from music_analytics.defs.dsp_reports.sensors import dsp_landing_sensor, landing
 from music_analytics.defs.orchestration.sensors import marts_after_raw_load_sensor
 from music_analytics.defs.partitions import dsp_partition_key
 from music_analytics.defs.resources import DataFolders, build_dsp_api, build_resources
-from music_analytics.lib.dsp_archive import current_report
-from music_analytics.lib.sample_dsp_reports import build_report, write_report_zip
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.dsp.archive import current_report
+from music_analytics.lib.dsp.sample import build_report, write_report_zip
 from music_analytics_tests.conftest import query
 from music_analytics_tests.fakes.dsp_api import FakeDspApi, build_report_zip, sample_records
 

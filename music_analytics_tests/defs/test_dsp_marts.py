@@ -15,8 +15,8 @@ import pytest
 
 from music_analytics.definitions import build_definitions
 from music_analytics.defs.partitions import partition_range_tags
-from music_analytics.lib.settings import Settings
-from music_analytics.lib.warehouse import ensure_raw_tables
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.core.warehouse import ensure_raw_tables
 from music_analytics_tests.conftest import module_home
 from music_analytics_tests.spec_records import APPLE, SPOTIFY, YOUTUBE
 

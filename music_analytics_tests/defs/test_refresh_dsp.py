@@ -6,7 +6,7 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from music_analytics.lib.sample_dsp_reports import build_report, write_report_zip
+from music_analytics.lib.dsp.sample import build_report, write_report_zip
 from music_analytics.refresh import refresh
 from music_analytics_tests.conftest import module_home, query
 from music_analytics_tests.fakes.dsp_api import FakeDspApi, sample_records

@@ -7,8 +7,8 @@ import dagster as dg
 import pytest
 from pytest_httpserver import HTTPServer
 
-from music_analytics.lib.sample_spotify_history import generate_history_export
-from music_analytics.lib.spotify_history import read_history_file
+from music_analytics.lib.spotify.history import read_history_file
+from music_analytics.lib.spotify.sample import generate_history_export
 from music_analytics.refresh import refresh
 from music_analytics_tests.conftest import module_home, query
 from music_analytics_tests.fakes.spotify_api import FakeSpotify

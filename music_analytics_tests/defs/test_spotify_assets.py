@@ -20,8 +20,8 @@ from music_analytics.defs.spotify.sensors import (
     poll_cron,
     spotify_history_sensor,
 )
-from music_analytics.lib.sample_spotify_history import generate_history_export
-from music_analytics.lib.settings import Settings, SettingsError
+from music_analytics.lib.core.settings import Settings, SettingsError
+from music_analytics.lib.spotify.sample import generate_history_export
 from music_analytics_tests.conftest import query
 from music_analytics_tests.fakes.spotify_api import FakeSpotify
 

@@ -13,8 +13,8 @@ import pytest
 
 from music_analytics.definitions import build_definitions
 from music_analytics.defs.partitions import partition_range_tags
-from music_analytics.lib.settings import Settings
-from music_analytics.lib.warehouse import ensure_raw_tables
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.core.warehouse import ensure_raw_tables
 from music_analytics_tests.conftest import module_home
 
 DAY1, DAY2 = date(2025, 4, 1), date(2025, 4, 2)

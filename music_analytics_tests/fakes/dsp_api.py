@@ -31,7 +31,7 @@ from typing import Any
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from music_analytics.lib.dsps import dsp_by_id
+from music_analytics.lib.dsp.catalog import dsp_by_id
 from music_analytics_tests.fakes.http import ScriptedResponse
 from music_analytics_tests.spec_records import APPLE, SPOTIFY, YOUTUBE
 

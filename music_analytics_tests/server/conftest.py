@@ -20,12 +20,12 @@ import dagster as dg
 import pytest
 import uvicorn
 
-from music_analytics.lib.api_tokens import create_token, load_tokens
-from music_analytics.lib.sample_dsp_reports import generate_dsp_reports
-from music_analytics.lib.sample_events import generate_events
-from music_analytics.lib.sample_spotify_history import generate_history_export
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.dsp.sample import generate_dsp_reports
+from music_analytics.lib.events.sample import generate_events
+from music_analytics.lib.spotify.sample import generate_history_export
 from music_analytics.refresh import refresh
+from music_analytics.server.api_tokens import create_token, load_tokens
 from music_analytics.server.app import build_app
 from music_analytics_tests.conftest import module_home
 

@@ -18,12 +18,12 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 
-from music_analytics.lib.api_tokens import load_tokens
-from music_analytics.lib.event_files import list_event_files, load_event_file
-from music_analytics.lib.exports import write_bi_database
-from music_analytics.lib.pipes import PIPES
+from music_analytics.lib.core.exports import write_bi_database
+from music_analytics.lib.events.files import list_event_files, load_event_file
+from music_analytics.server.api_tokens import load_tokens
 from music_analytics.server.app import build_app
 from music_analytics.server.auth import redact_tokens
+from music_analytics.server.pipes import PIPES
 from music_analytics_tests.conftest import event
 
 SHAPE = {"meta", "data", "rows", "rows_before_limit_at_least", "statistics"}

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from music_analytics.lib.api_tokens import create_token
+from music_analytics.server.api_tokens import create_token
 from music_analytics.server.app import build_app
 from music_analytics_tests.conftest import module_home
 from music_analytics_tests.server.conftest import serving

@@ -20,17 +20,17 @@ from music_analytics.defs.dsp_reports.checks import (
 )
 from music_analytics.defs.partitions import dsp_daily_partitions, dsp_partition
 from music_analytics.defs.resources import DataFolders, DspApi, open_warehouse
-from music_analytics.lib.dsp_api_client import (
+from music_analytics.lib.core.landing import reject_file
+from music_analytics.lib.dsp.api_client import (
     DspApiError,
     DspApiUnavailable,
     DspDownloadError,
     DspReportTimeout,
 )
-from music_analytics.lib.dsp_archive import archive_report, current_report
-from music_analytics.lib.dsp_report_load import load_report_zip
-from music_analytics.lib.dsp_report_zip import DspReportFileError, validate_report_zip
-from music_analytics.lib.dsps import Dsp
-from music_analytics.lib.landing import reject_file
+from music_analytics.lib.dsp.archive import archive_report, current_report
+from music_analytics.lib.dsp.catalog import Dsp
+from music_analytics.lib.dsp.report_load import load_report_zip
+from music_analytics.lib.dsp.report_zip import DspReportFileError, validate_report_zip
 
 DSP_REPORT_ZIPS = dg.AssetKey(["archive", "dsp_report_zips"])
 RAW_DSP_RECORDS = dg.AssetKey(["raw", "dsp_report_records"])

@@ -5,7 +5,7 @@ from datetime import date
 import dagster as dg
 import duckdb
 
-from music_analytics.lib.dsps import Dsp
+from music_analytics.lib.dsp.catalog import Dsp
 
 RECORD_COUNT_CHECK = "record_count_matches_meta"
 COUNTRY_TOTALS_CHECK = "country_streams_match_total"

@@ -6,7 +6,7 @@ import dagster as dg
 
 from music_analytics.defs.dsp_reports.sensors import dsp_report_job
 from music_analytics.defs.partitions import dsp_partition_key, partition_bounds
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
 
 
 def build_dsp_reports_schedule(settings: Settings) -> dg.ScheduleDefinition:

@@ -11,8 +11,13 @@ from music_analytics.defs.partitions import (
     partition_bounds,
 )
 from music_analytics.defs.resources import DataFolders
-from music_analytics.lib.dsp_report_zip import DspReportFileError, read_report_meta
-from music_analytics.lib.landing import file_run_key, list_report_zips, reject_file, settled_files
+from music_analytics.lib.core.landing import (
+    file_run_key,
+    list_report_zips,
+    reject_file,
+    settled_files,
+)
+from music_analytics.lib.dsp.report_zip import DspReportFileError, read_report_meta
 
 dsp_report_job = dg.define_asset_job(
     "dsp_report_job",

@@ -7,15 +7,15 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from music_analytics.defs.resources import DataFolders, open_warehouse
-from music_analytics.lib.event_files import (
+from music_analytics.lib.core.landing import record_loaded
+from music_analytics.lib.core.markdown import markdown_table
+from music_analytics.lib.core.warehouse import ensure_raw_tables, table_row_count
+from music_analytics.lib.events.files import (
     EventFileError,
     FileLoadResult,
     list_event_files,
     load_event_file,
 )
-from music_analytics.lib.landing import record_loaded
-from music_analytics.lib.markdown import markdown_table
-from music_analytics.lib.warehouse import ensure_raw_tables, table_row_count
 
 RAW_EVENTS = dg.AssetKey(["raw", "stream_events"])
 RAW_EVENTS_QUARANTINE = dg.AssetKey(["raw", "stream_events_quarantine"])

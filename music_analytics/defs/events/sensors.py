@@ -6,8 +6,8 @@ import dagster as dg
 
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.resources import DataFolders
-from music_analytics.lib.event_files import list_event_files
-from music_analytics.lib.landing import file_run_key, loaded_keys, settled_files
+from music_analytics.lib.core.landing import file_run_key, loaded_keys, settled_files
+from music_analytics.lib.events.files import list_event_files
 
 event_ingest_job = dg.define_asset_job(
     "event_ingest_job",

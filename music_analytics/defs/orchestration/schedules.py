@@ -6,7 +6,7 @@ import dagster as dg
 
 from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
-from music_analytics.lib.settings import Settings
+from music_analytics.lib.core.settings import Settings
 
 
 def build_daily_marts_schedule(settings: Settings) -> dg.ScheduleDefinition:

@@ -9,7 +9,7 @@ from music_analytics.defs.events.assets import RAW_EVENTS
 from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.partitions import partition_bounds, partition_range_tags
 from music_analytics.defs.spotify.assets import RAW_SPOTIFY_HISTORY, RAW_SPOTIFY_PLAYS
-from music_analytics.lib.partition_ranges import clamp_days, contiguous_ranges
+from music_analytics.lib.core.partition_ranges import clamp_days, contiguous_ranges
 
 RAW_SOURCES = (RAW_EVENTS, RAW_DSP_RECORDS, RAW_SPOTIFY_PLAYS, RAW_SPOTIFY_HISTORY)
 _BATCH = 200

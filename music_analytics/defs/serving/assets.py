@@ -8,8 +8,8 @@ from dagster_duckdb import DuckDBResource
 
 from music_analytics.defs.partitions import daily_partitions
 from music_analytics.defs.resources import DataFolders, dbt_project, open_warehouse
-from music_analytics.lib.exports import export_mart_days, write_bi_database
-from music_analytics.lib.manifest import daily_marts
+from music_analytics.lib.core.exports import export_mart_days, write_bi_database
+from music_analytics.lib.core.manifest import daily_marts
 
 
 def _export_spec(mart: str, date_column: str) -> dg.AssetSpec:

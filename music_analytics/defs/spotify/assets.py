@@ -9,18 +9,19 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from music_analytics.defs.resources import DataFolders, SpotifyApi, open_warehouse
-from music_analytics.lib.landing import reject_file
-from music_analytics.lib.spotify_client import (
+from music_analytics.lib.core.landing import reject_file
+from music_analytics.lib.core.warehouse import ensure_raw_tables, table_row_count
+from music_analytics.lib.spotify.client import (
     SpotifyApiError,
     SpotifyAuthError,
     SpotifyRateLimited,
 )
-from music_analytics.lib.spotify_history import (
+from music_analytics.lib.spotify.history import (
     SpotifyHistoryError,
     list_history_files,
     read_history_file,
 )
-from music_analytics.lib.spotify_load import (
+from music_analytics.lib.spotify.load import (
     artists_missing_metadata,
     import_history_file,
     last_cursor,
@@ -31,7 +32,6 @@ from music_analytics.lib.spotify_load import (
     tracks_missing_audio_features,
     tracks_missing_metadata,
 )
-from music_analytics.lib.warehouse import ensure_raw_tables, table_row_count
 
 RAW_SPOTIFY_PLAYS = dg.AssetKey(["raw", "spotify_plays"])
 RAW_SPOTIFY_HISTORY = dg.AssetKey(["raw", "spotify_history"])

@@ -10,9 +10,9 @@ from music_analytics.defs.spotify.assets import (
     spotify_metadata,
     spotify_plays,
 )
-from music_analytics.lib.landing import file_run_key, settled_files
-from music_analytics.lib.settings import Settings, SettingsError
-from music_analytics.lib.spotify_history import list_history_files
+from music_analytics.lib.core.landing import file_run_key, settled_files
+from music_analytics.lib.core.settings import Settings, SettingsError
+from music_analytics.lib.spotify.history import list_history_files
 
 spotify_poll_job = dg.define_asset_job(
     "spotify_poll_job",

@@ -1,0 +1,411 @@
+"""Loading one DSP analytics-report ZIP into the raw tables, replacing its (dsp, date) partition.
+
+The ZIP is read a record at a time (`iter_report_records`) and inserted in batches, so the
+Python side's memory stays flat whatever the report's size (DuckDB keeps the uncommitted rows
+within its memory_limit and spills the rest). Each record becomes a row of
+raw.dsp_report_records (the whole record kept as JSON), one row per country of its
+country_stats, and one row per key of every nested breakdown (`section.sub` objects such as
+demographics.age_groups), found generically so that sections a DSP adds later load without a
+code change. Records without a usable track_id, or for another day, go to
+raw.dsp_report_quarantine with the reason.
+
+A report is one transaction: the partition's old rows are deleted, the new ones inserted in
+batches, the record count checked against meta.total_records and the load recorded; any error
+rolls back, leaving the previous load of the partition as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from contextlib import closing
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
+from music_analytics.lib.dsp.catalog import dsp_by_key
+from music_analytics.lib.dsp.report_zip import (
+    DEFAULT_LIMITS,
+    ReportMeta,
+    ZipLimits,
+    check_record_count,
+    file_sha256,
+    iter_report_records,
+    read_report_meta,
+)
+
+PARTITION_TABLES = (
+    "dsp_report_records",
+    "dsp_report_countries",
+    "dsp_report_breakdowns",
+    "dsp_report_quarantine",
+)
+# Sections that are not breakdowns: country_stats has its own table, aggregated_data is totals.
+_NOT_BREAKDOWNS = frozenset({"country_stats", "aggregated_data"})
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_FLOAT_INT_MAX = 2**1023  # integers below this convert to a finite double
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+               type(None): "null"}  # fmt: skip
+_dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class DspLoadResult:
+    """What loading one report did; `replaced_rows` counts the partition's previous rows in all
+    four partition tables (records, countries, breakdowns, quarantine)."""
+
+    load_id: str
+    dsp: str
+    report_date: date
+    total_records: int
+    records_loaded: int
+    records_quarantined: int
+    country_rows: int
+    breakdown_rows: int
+    content_sha256: str
+    replaced_rows: int
+
+
+def _as_int(value: Any) -> int | None:
+    """A BIGINT from an int, an integral float (5012.0) or an integer string ("5012")."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        value = int(value) if value.is_integer() else None
+    elif isinstance(value, str):
+        value = int(value) if _INT_TEXT.fullmatch(value.strip()) else None
+    if isinstance(value, int) and _BIGINT_MIN <= value <= _BIGINT_MAX:
+        return value
+    return None
+
+
+def _as_text(value: Any) -> str | None:
+    """A string as it is, a number as text (5012.0 as "5012"), anything else NULL."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _as_number(value: Any) -> float | None:
+    """A breakdown value as a double: numbers and numeric strings; NULL for anything else."""
+    kind = type(value)
+    if kind is float:
+        return value  # finite: the record was dumped with allow_nan=False before fanning out
+    if kind is int or (kind is str and _NUMBER_TEXT.fullmatch(value)):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond the double range
+            return None
+        return number if math.isfinite(number) else None
+    return None  # null, true/false, other text
+
+
+@dataclass
+class _Batch:
+    """The rows of up to `batch_records` records, as tuples per table."""
+
+    records: list[tuple] = field(default_factory=list)
+    countries: list[tuple] = field(default_factory=list)
+    breakdowns: list[tuple] = field(default_factory=list)
+    quarantine: list[tuple] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.records) + len(self.quarantine)
+
+
+def _problem(record: Any, report_day: date) -> str | None:
+    """Why a record cannot be loaded, or None when it can."""
+    if not isinstance(record, dict):
+        return f"the record is a JSON {_JSON_TYPES.get(type(record), 'value')}, not an object"
+    if "track_id" not in record:
+        return "track_id is missing"
+    if _as_int(record["track_id"]) is None:
+        return f"track_id is {_shown(record['track_id'])}, not an integer"
+    data_date = record.get("data_date")
+    if data_date is not None and not _on_day(data_date, report_day):
+        return f"data_date is {_shown(data_date)}, not on the report date {report_day}"
+    return None
+
+
+def _on_day(value: Any, day: date) -> bool:
+    """True for "2026-03-28", "2026-03-28T00:00:00.000000Z" and the like, on `day`."""
+    return (
+        isinstance(value, str)
+        and value[:10] == day.isoformat()
+        and (len(value) == 10 or value[10] in "T ")
+    )
+
+
+def _add_record(batch: _Batch, index: int, record: Any, report_day: date, ref_field: str) -> None:
+    """Append one record's rows (or its quarantine row) to the batch."""
+    problem = _problem(record, report_day)
+    text = None
+    if problem is None:
+        try:
+            text = _dumps(record)
+        except ValueError:  # a number beyond the double range (1e999) was read as inf
+            problem = "the record holds a number beyond the double range"
+    if problem is not None:
+        batch.quarantine.append((index, json.dumps(record, ensure_ascii=False), problem))
+        return
+    track_id = _as_int(record["track_id"])
+    batch.records.append(
+        (
+            index,
+            _as_int(record.get("id")),
+            track_id,
+            _as_text(record.get("track_name")),
+            _as_int(record.get("album_id")),
+            _as_text(record.get("album_name")),
+            _as_text(record.get("isrc")),
+            _as_text(record.get(ref_field)),
+            text,
+        )
+    )
+    countries = record.get("country_stats")
+    if type(countries) is dict:
+        batch.countries.extend(
+            (index, track_id, country, _dumps(stats)) for country, stats in countries.items()
+        )
+    add = batch.breakdowns.append
+    for section, content in record.items():
+        if type(content) is not dict or section in _NOT_BREAKDOWNS:
+            continue
+        for sub, breakdown in content.items():
+            if type(breakdown) is not dict:
+                continue
+            dimension = f"{section}.{sub}"
+            for key, value in breakdown.items():
+                kind = type(value)
+                if kind is float or (kind is int and -_FLOAT_INT_MAX < value < _FLOAT_INT_MAX):
+                    add((index, track_id, dimension, key, value))  # the common case, fast
+                elif kind is not dict and kind is not list:
+                    add((index, track_id, dimension, key, _as_number(value)))
+
+
+def _columns(rows: list[tuple], names: str, dtypes: str) -> pd.DataFrame:
+    """Rows as a DataFrame; `dtypes` has one letter per column: i int32, l int64, I nullable
+    int64, f double (None becomes NaN, which DuckDB reads as NULL), s text as Python objects
+    (object dtype, so that pandas does not convert every string)."""
+    makers = {
+        "i": lambda values: np.array(values, dtype=np.int32),
+        "l": lambda values: np.array(values, dtype=np.int64),
+        "I": lambda values: pd.array(values, dtype="Int64"),
+        "f": lambda values: np.array(values, dtype=np.float64),
+        "s": lambda values: pd.Series(values, dtype=object),
+    }
+    return pd.DataFrame(
+        {
+            name: makers[kind]([row[i] for row in rows])
+            for i, (name, kind) in enumerate(zip(names.split(), dtypes, strict=True))
+        }
+    )
+
+
+def _insert_rows(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[tuple],
+    names: str,
+    dtypes: str,
+    constants: dict[str, Any],
+) -> None:
+    """INSERT ... SELECT from the rows as a DataFrame, with (dsp, report_date) first and
+    (load_id, loaded_at) last bound as parameters instead of repeated per row.
+
+    The frame is found by DuckDB's replacement scan of local variables; `conn.register` would
+    create a view, and a view dropped inside a transaction keeps its frame alive until the
+    commit, so memory would grow with the report.
+    """
+    if not rows:
+        return
+    dsp_report_batch_rows = _columns(rows, names, dtypes)  # noqa: F841 (read by DuckDB by name)
+    listed = ", ".join(names.split())
+    conn.execute(
+        f"insert into {RAW_SCHEMA}.{table} (dsp, report_date, {listed}, load_id, loaded_at) "
+        f"select $dsp, $day, {listed}, $load_id, $loaded_at from dsp_report_batch_rows",
+        constants,
+    )
+
+
+@dataclass
+class _Counts:
+    loaded: int = 0
+    quarantined: int = 0
+    countries: int = 0
+    breakdowns: int = 0
+
+
+def _flush(
+    conn: duckdb.DuckDBPyConnection, batch: _Batch, constants: dict[str, Any], counts: _Counts
+) -> None:
+    """Insert the batch's rows into the four tables."""
+    _insert_rows(
+        conn,
+        "dsp_report_records",
+        batch.records,
+        "record_index record_id track_id track_name album_id album_name isrc dsp_track_ref record",
+        "iIlsIssss",
+        constants,
+    )
+    _insert_rows(
+        conn,
+        "dsp_report_countries",
+        batch.countries,
+        "record_index track_id country stats",
+        "ilss",
+        constants,
+    )
+    _insert_rows(
+        conn,
+        "dsp_report_breakdowns",
+        batch.breakdowns,
+        "record_index track_id dimension key value",
+        "ilssf",
+        constants,
+    )
+    _insert_rows(
+        conn,
+        "dsp_report_quarantine",
+        batch.quarantine,
+        "record_index record error",
+        "iss",
+        constants,
+    )
+    counts.loaded += len(batch.records)
+    counts.quarantined += len(batch.quarantine)
+    counts.countries += len(batch.countries)
+    counts.breakdowns += len(batch.breakdowns)
+
+
+def _load_records(
+    conn: duckdb.DuckDBPyConnection,
+    path: Path,
+    meta: ReportMeta,
+    limits: ZipLimits,
+    batch_records: int,
+    constants: dict[str, Any],
+) -> _Counts:
+    """Stream the report's records into the tables, `batch_records` records per insert."""
+    ref_field = dsp_by_key(meta.dsp).track_ref_field
+    counts = _Counts()
+    batch = _Batch()
+    with closing(iter_report_records(path, limits=limits)) as records:
+        for index, record in enumerate(records):
+            _add_record(batch, index, record, meta.report_date, ref_field)
+            if len(batch) >= batch_records:
+                _flush(conn, batch, constants, counts)
+                batch = _Batch()
+    _flush(conn, batch, constants, counts)
+    return counts
+
+
+def _delete_partition(conn: duckdb.DuckDBPyConnection, dsp: str, day: date) -> int:
+    """Delete the partition from the four partition tables; the number of rows deleted."""
+    deleted = 0
+    for table in PARTITION_TABLES:
+        deleted += conn.execute(
+            f"delete from {RAW_SCHEMA}.{table} where dsp = ? and report_date = ?", [dsp, day]
+        ).fetchone()[0]
+    return deleted
+
+
+def load_report_zip(
+    conn: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    source: str,
+    report_id: int | None = None,
+    archive_path: str | None = None,
+    limits: ZipLimits = DEFAULT_LIMITS,
+    expected_dsp_id: int | None = None,
+    expected_date: date | None = None,
+    batch_records: int = 2000,
+) -> DspLoadResult:
+    """Load one report ZIP into the raw DSP tables, replacing its (dsp, report_date) partition.
+
+    `source` (api | landing), `report_id` and `archive_path` (default: `path`) are recorded in
+    raw.dsp_report_loads. Raises DspReportFileError for a bad file (checked against
+    `expected_dsp_id` / `expected_date` when given) or a record count that differs from
+    meta.total_records; on any error nothing is written.
+    """
+    path = Path(path)
+    if batch_records < 1:
+        raise ValueError(f"batch_records must be at least 1, got {batch_records}")
+    meta = read_report_meta(
+        path, limits=limits, expected_dsp_id=expected_dsp_id, expected_date=expected_date
+    )
+    sha = file_sha256(path)
+    ensure_raw_tables(conn)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
+    # Time-ordered ids keep each load's rows in a narrow zone-map range (as for event files).
+    load_id = f"{loaded_at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+    constants = {
+        "dsp": meta.dsp,
+        "day": meta.report_date,
+        "load_id": load_id,
+        "loaded_at": loaded_at,
+    }
+    conn.execute("begin transaction")
+    try:
+        replaced = _delete_partition(conn, meta.dsp, meta.report_date)
+        counts = _load_records(conn, path, meta, limits, batch_records, constants)
+        check_record_count(path, meta, counts.loaded + counts.quarantined)
+        conn.execute(
+            f"insert into {RAW_SCHEMA}.dsp_report_loads (load_id, dsp, report_date, dsp_id, "
+            "report_id, source, archive_path, content_sha256, generated_at, total_records, "
+            "records_loaded, records_quarantined, country_rows, breakdown_rows, loaded_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                load_id,
+                meta.dsp,
+                meta.report_date,
+                meta.dsp_id,
+                report_id,
+                source,
+                archive_path if archive_path is not None else str(path),
+                sha,
+                meta.generated_at,
+                meta.total_records,
+                counts.loaded,
+                counts.quarantined,
+                counts.countries,
+                counts.breakdowns,
+                loaded_at,
+            ],
+        )
+        conn.execute("commit")
+    except BaseException:
+        conn.execute("rollback")
+        raise
+    return DspLoadResult(
+        load_id=load_id,
+        dsp=meta.dsp,
+        report_date=meta.report_date,
+        total_records=meta.total_records,
+        records_loaded=counts.loaded,
+        records_quarantined=counts.quarantined,
+        country_rows=counts.countries,
+        breakdown_rows=counts.breakdowns,
+        content_sha256=sha,
+        replaced_rows=replaced,
+    )
