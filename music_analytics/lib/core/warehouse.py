@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import duckdb
 
+from music_analytics.lib.core.rebuild_ledger import LEDGER_DDL
+
 RAW_SCHEMA = "raw"
 
 RAW_TABLES_DDL = (
@@ -261,8 +263,8 @@ RAW_TABLES_DDL = (
 
 
 def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw schema and tables when missing; safe to call on every run."""
-    for statement in RAW_TABLES_DDL:
+    """Create the raw schema, tables and rebuild ledger when missing; safe on every run."""
+    for statement in (*RAW_TABLES_DDL, *LEDGER_DDL):
         conn.execute(statement)
 
 

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from music_analytics.lib.dsp.report_zip import file_sha256
+from music_analytics.lib.core.raw_writer import file_sha256
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,9 @@ from __future__ import annotations
 import json
 import math
 import re
-import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from music_analytics.lib.core.raw_writer import file_sha256, raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.dsp.catalog import dsp_by_key
 from music_analytics.lib.dsp.report_zip import (
@@ -37,7 +37,6 @@ from music_analytics.lib.dsp.report_zip import (
     ReportMeta,
     ZipLimits,
     check_record_count,
-    file_sha256,
     iter_report_records,
     read_report_meta,
 )
@@ -356,17 +355,15 @@ def load_report_zip(
     )
     sha = file_sha256(path)
     ensure_raw_tables(conn)
-    loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    # Time-ordered ids keep each load's rows in a narrow zone-map range (as for event files).
-    load_id = f"{loaded_at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
-    constants = {
-        "dsp": meta.dsp,
-        "day": meta.report_date,
-        "load_id": load_id,
-        "loaded_at": loaded_at,
-    }
-    conn.execute("begin transaction")
-    try:
+    # The report's day is rebuilt whatever the report holds: an empty report empties it.
+    with raw_transaction(conn, "dsp") as write:
+        load_id, loaded_at = write.load_id, write.loaded_at
+        constants = {
+            "dsp": meta.dsp,
+            "day": meta.report_date,
+            "load_id": load_id,
+            "loaded_at": loaded_at,
+        }
         replaced = _delete_partition(conn, meta.dsp, meta.report_date)
         counts = _load_records(conn, path, meta, limits, batch_records, constants)
         check_record_count(path, meta, counts.loaded + counts.quarantined)
@@ -393,10 +390,7 @@ def load_report_zip(
                 loaded_at,
             ],
         )
-        conn.execute("commit")
-    except BaseException:
-        conn.execute("rollback")
-        raise
+        write.touch([meta.report_date])
     return DspLoadResult(
         load_id=load_id,
         dsp=meta.dsp,

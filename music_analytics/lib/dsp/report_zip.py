@@ -17,7 +17,6 @@ Every problem with a file raises DspReportFileError naming the file, the problem
 
 from __future__ import annotations
 
-import hashlib
 import re
 import stat
 import zipfile
@@ -72,15 +71,6 @@ class ReportMeta:
 
 def _error(path: Path, problem: str, action: str = _REDOWNLOAD) -> DspReportFileError:
     return DspReportFileError(f"DSP report {Path(path).name}: {problem}; {action}")
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of the file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _CountingReader:

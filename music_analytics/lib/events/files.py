@@ -7,21 +7,18 @@ its quarantined lines and its load record land, or nothing does.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 
+from music_analytics.lib.core.raw_writer import file_sha256, raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.events.validation import VALID_COLUMNS, event_validation_sql
 
 EVENT_FILE_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
-_HASH_CHUNK = 8 << 20
 _MAX_LINE_BYTES = 16 << 20
 
 
@@ -59,15 +56,10 @@ def list_event_files(folder: Path) -> list[Path]:
 
 def content_sha256(path: Path) -> str:
     """SHA-256 of the file's decompressed content, so a renamed or re-gzipped copy matches."""
-    digest = hashlib.sha256()
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        with opener(path, "rb") as handle:
-            while chunk := handle.read(_HASH_CHUNK):
-                digest.update(chunk)
+        return file_sha256(path, decompress_gzip=True)
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise EventFileError(f"cannot read event file {path}: {exc}") from exc
-    return digest.hexdigest()
 
 
 def _read_lines_sql(path: Path) -> str:
@@ -113,8 +105,9 @@ def load_event_file(
 
     DuckDB reads the file's lines into a temp table (spilled to disk past the memory limit);
     a first pass inserts the valid rows, a second judges only the lines it did not load and
-    quarantines them with the reason. A file is one transaction; its content hash is checked
-    inside it, computed on a second thread while DuckDB works.
+    quarantines them with the reason. A file is one raw transaction (rows, load record and
+    the days it touched in the rebuild ledger); its content hash is checked inside it,
+    computed on a second thread while DuckDB works.
     """
     path = Path(path)
     if not path.is_file():
@@ -122,11 +115,6 @@ def load_event_file(
     stat = path.stat()
     sha_future = _hash_in_background(path)
     ensure_raw_tables(conn)
-    loaded_at = loaded_at or datetime.now(UTC).replace(tzinfo=None)
-    # Time-ordered ids keep each load's rows in a narrow zone-map range, so the per-load
-    # look-ups below skip the rest of the table.
-    load_id = f"{loaded_at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
-    lineage = [str(path), load_id, loaded_at]
     try:
         # Outside the transaction: rows of a table created inside one get transaction-local
         # rowids, which would not start at 0.
@@ -135,62 +123,77 @@ def load_event_file(
         )
     except duckdb.Error as exc:
         raise EventFileError(f"cannot read event file {path}: {exc}") from exc
-    conn.execute("begin transaction")
     try:
-        rows_loaded = conn.execute(
-            f"insert into {RAW_SCHEMA}.stream_events "
-            f"select {', '.join(VALID_COLUMNS)}, ?, line_number, ?, ? "
-            f"from ({event_validation_sql(_NUMBERED_LINES)}) where error is null",
-            lineage,
-        ).fetchone()[0]
-        # Second pass over the few lines the first did not load: judge them again for the reason.
-        unloaded = (
-            f"(select * from {_NUMBERED_LINES} where line_number not in "
-            f"(select line_number from {RAW_SCHEMA}.stream_events where load_id = '{load_id}'))"
-        )
-        rows_quarantined = conn.execute(
-            f"insert into {RAW_SCHEMA}.stream_events_quarantine "
-            "select ?, line_number, line, error_column, error, ?, ? "
-            f"from ({event_validation_sql(unloaded)}) where error is not null",
-            lineage,
-        ).fetchone()[0]
-        days = conn.execute(
-            f"select coalesce(list(distinct stream_date order by stream_date), []) "
-            f"from {RAW_SCHEMA}.stream_events where load_id = ?",
-            [load_id],
-        ).fetchone()[0]
-        sha = sha_future.result()
-        previous = _already_loaded(conn, sha)
-        if previous is not None:
-            conn.execute("rollback")
-            return FileLoadResult(str(path), "duplicate", sha, duplicate_of=previous)
-        lines = rows_loaded + rows_quarantined
-        conn.execute(
-            f"insert into {RAW_SCHEMA}.event_file_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                load_id,
-                str(path),
-                sha,
-                stat.st_size,
-                stat.st_mtime_ns,
-                lines,
-                rows_loaded,
-                rows_quarantined,
-                days,
-                loaded_at,
-            ],
-        )
-        conn.execute("commit")
-    except duckdb.Error as exc:
-        conn.execute("rollback")
-        raise EventFileError(f"cannot load event file {path}: {exc}") from exc
+        with raw_transaction(
+            conn,
+            "events",
+            loaded_at=loaded_at,
+            wrap_error=lambda exc: EventFileError(f"cannot load event file {path}: {exc}"),
+        ) as write:
+            return _insert_file(conn, write, path, stat, sha_future)
+    except _Duplicate as duplicate:
+        return FileLoadResult(str(path), "duplicate", duplicate.sha, duplicate_of=duplicate.of)
     finally:
         conn.execute("drop table if exists file_lines")
+
+
+class _Duplicate(Exception):  # noqa: N818 - ends a load's transaction, never escapes
+    def __init__(self, sha: str, of: str):
+        super().__init__(of)
+        self.sha, self.of = sha, of
+
+
+def _insert_file(conn, write, path: Path, stat, sha_future) -> FileLoadResult:
+    """The inserts of one file inside its transaction; raises Rollback for a duplicate."""
+    lineage = [str(path), write.load_id, write.loaded_at]
+    rows_loaded = conn.execute(
+        f"insert into {RAW_SCHEMA}.stream_events "
+        f"select {', '.join(VALID_COLUMNS)}, ?, line_number, ?, ? "
+        f"from ({event_validation_sql(_NUMBERED_LINES)}) where error is null",
+        lineage,
+    ).fetchone()[0]
+    # Second pass over the few lines the first did not load: judge them again for the reason.
+    unloaded = (
+        f"(select * from {_NUMBERED_LINES} where line_number not in "
+        f"(select line_number from {RAW_SCHEMA}.stream_events where load_id = '{write.load_id}'))"
+    )
+    rows_quarantined = conn.execute(
+        f"insert into {RAW_SCHEMA}.stream_events_quarantine "
+        "select ?, line_number, line, error_column, error, ?, ? "
+        f"from ({event_validation_sql(unloaded)}) where error is not null",
+        lineage,
+    ).fetchone()[0]
+    days = conn.execute(
+        f"select coalesce(list(distinct stream_date order by stream_date), []) "
+        f"from {RAW_SCHEMA}.stream_events where load_id = ?",
+        [write.load_id],
+    ).fetchone()[0]
+    sha = sha_future.result()
+    previous = _already_loaded(conn, sha)
+    if previous is not None:
+        raise _Duplicate(sha, previous)
+    lines = rows_loaded + rows_quarantined
+    conn.execute(
+        f"insert into {RAW_SCHEMA}.event_file_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            write.load_id,
+            str(path),
+            sha,
+            stat.st_size,
+            stat.st_mtime_ns,
+            lines,
+            rows_loaded,
+            rows_quarantined,
+            days,
+            write.loaded_at,
+        ],
+    )
+    write.touch(days)
     return FileLoadResult(
         source_file=str(path),
         status="loaded",
         content_sha256=sha,
-        load_id=load_id,
+        load_id=write.load_id,
         lines=lines,
         rows_loaded=rows_loaded,
         rows_quarantined=rows_quarantined,

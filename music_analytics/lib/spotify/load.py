@@ -17,7 +17,6 @@ from lib/spotify_client.py and lib/spotify_history.py and are read by attribute 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -27,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from music_analytics.lib.core.raw_writer import RawWrite, raw_transaction, utc_now
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
@@ -75,13 +75,7 @@ class HistoryImportResult:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _time_ordered_id(at: datetime) -> str:
-    """Time-ordered ids keep each load's rows in a narrow zone-map range (as for event files)."""
-    return f"{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
+_now = utc_now
 
 
 def _naive_utc(value: Any) -> datetime | None:
@@ -141,30 +135,29 @@ def _frame(columns: dict[str, tuple[str, list[Any]]]) -> pd.DataFrame:
 def _in_transaction(
     conn: duckdb.DuckDBPyConnection,
     what: str,
-    work: Callable[[], Any],
+    work: Callable[[RawWrite], Any],
     frames: dict[str, pd.DataFrame] | None = None,
+    *,
+    loaded_at: datetime | None = None,
 ) -> Any:
-    """Run `work` in one transaction, with `frames` visible to it as views by their names (and
-    dropped after the commit or rollback); a DuckDB error becomes SpotifyLoadError naming
+    """Run `work` in one raw transaction (lib/core/raw_writer: the days it touches go to the
+    rebuild ledger in the same commit), with `frames` visible to it as views by their names
+    (dropped after the commit or rollback); a DuckDB error becomes SpotifyLoadError naming
     `what`, and nothing is written."""
     frames = frames or {}
     for name, frame in frames.items():
         conn.register(name, frame)
     try:
-        conn.execute("begin transaction")
-        try:
-            result = work()
-            conn.execute("commit")
-        except duckdb.Error as exc:
-            conn.execute("rollback")
-            raise SpotifyLoadError(f"cannot store {what}: {exc}") from exc
-        except BaseException:
-            conn.execute("rollback")
-            raise
+        with raw_transaction(
+            conn,
+            "spotify",
+            loaded_at=loaded_at,
+            wrap_error=lambda exc: SpotifyLoadError(f"cannot store {what}: {exc}"),
+        ) as write:
+            return work(write)
     finally:
         for name in frames:
             conn.unregister(name)
-    return result
 
 
 # --- recently-played polls ---------------------------------------------------------------------
@@ -252,8 +245,6 @@ def record_poll(conn: duckdb.DuckDBPyConnection, page: Any, *, after_ms: int | N
     # The page's cursor, else its newest play; never behind the cursor sent.
     page_cursor = getattr(page, "cursor_after_ms", None)
     cursor = max(page_cursor if page_cursor is not None else max(played_ms), after_ms or 0)
-    polled_at = _now()
-    poll_id = _time_ordered_id(polled_at)
     page_rows = list(rows.values())
     frame = _frame(
         {
@@ -263,7 +254,8 @@ def record_poll(conn: duckdb.DuckDBPyConnection, page: Any, *, after_ms: int | N
     )
     listed = ", ".join(name for name, _ in _PLAY_COLUMNS)
 
-    def work() -> tuple[int, list[date], list[str]]:
+    def work(write: RawWrite) -> tuple[str, int, list[date], list[str]]:
+        poll_id, polled_at = write.load_id, write.loaded_at
         # Inside the transaction, so that a concurrent poll cannot slip a play in between.
         new = conn.execute(
             f"insert into {RAW_SCHEMA}.spotify_plays ({listed}, poll_id, loaded_at) "
@@ -273,7 +265,7 @@ def record_poll(conn: duckdb.DuckDBPyConnection, page: Any, *, after_ms: int | N
             [poll_id, polled_at],
         ).fetchone()[0]
         if not new:
-            return 0, [], []  # nothing inserted: the commit writes nothing
+            return poll_id, 0, [], []  # nothing inserted: the commit writes nothing
         conn.execute(
             f"insert into {RAW_SCHEMA}.spotify_polls (poll_id, polled_at, after_ms, "
             "cursor_after_ms, plays_returned, plays_new, full_page) values (?, ?, ?, ?, ?, ?, ?)",
@@ -289,9 +281,10 @@ def record_poll(conn: duckdb.DuckDBPyConnection, page: Any, *, after_ms: int | N
             f"track_id not in (select track_id from {RAW_SCHEMA}.spotify_tracks) order by track_id",
             [poll_id],
         ).fetchall()
-        return new, list(days), [row[0] for row in tracks]
+        write.touch(days)
+        return poll_id, new, list(days), [row[0] for row in tracks]
 
-    new, days, tracks = _in_transaction(
+    poll_id, new, days, tracks = _in_transaction(
         conn,
         f"recently-played poll (after={after_ms})",
         work,
@@ -399,8 +392,6 @@ def import_history_file(
     sha = history_file.content_sha256
     if not sha:
         raise SpotifyLoadError(f"cannot import Spotify export file {name}: no content hash")
-    loaded_at = _naive_utc(now) if now is not None else _now()
-    load_id = _time_ordered_id(loaded_at)
     plays = list(history_file.plays)
     quarantined = list(history_file.quarantined)
     history_rows = _history_frame(plays, history_file)
@@ -415,7 +406,8 @@ def import_history_file(
     )
     listed = ", ".join(name for name, _ in _HISTORY_COLUMNS)
 
-    def work() -> HistoryImportResult:
+    def work(write: RawWrite) -> HistoryImportResult:
+        load_id, loaded_at = write.load_id, write.loaded_at
         seen = conn.execute(
             f"select load_id from {RAW_SCHEMA}.spotify_history_files where content_sha256 = ?",
             [sha],
@@ -468,6 +460,7 @@ def import_history_file(
             f"(select track_id from {RAW_SCHEMA}.spotify_tracks) order by track_id",
             [load_id],
         ).fetchall()
+        write.touch(days)
         return HistoryImportResult(
             load_id=load_id,
             source_file=source_file,
@@ -484,7 +477,8 @@ def import_history_file(
         "spotify_history_rows": history_rows,
         "spotify_history_quarantine_rows": quarantine_rows,
     }
-    return _in_transaction(conn, f"Spotify export file {name}", work, frames)
+    loaded_at = _naive_utc(now) if now is not None else None
+    return _in_transaction(conn, f"Spotify export file {name}", work, frames, loaded_at=loaded_at)
 
 
 # --- metadata ----------------------------------------------------------------------------------
@@ -554,7 +548,7 @@ def _upsert(
     _in_transaction(
         conn,
         what,
-        lambda: conn.execute(
+        lambda write: conn.execute(
             f"insert or replace into {RAW_SCHEMA}.{table} ({listed}) "
             f"select {listed} from spotify_metadata_rows"
         ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import stat
@@ -17,7 +16,6 @@ from music_analytics.lib.dsp.report_zip import (
     ReportMeta,
     ZipLimits,
     _CountingReader,
-    file_sha256,
     iter_report_records,
     read_report_meta,
     validate_report_zip,
@@ -94,12 +92,6 @@ def test_empty_reports(tmp_path):
     no_data = zip_text(tmp_path / "b.zip", json.dumps({"meta": meta(total_records=0)}))
     assert validate_report_zip(no_data).total_records == 0
     assert list(iter_report_records(no_data)) == []
-
-
-def test_file_sha256_matches_hashlib(tmp_path):
-    path = tmp_path / "x.bin"
-    path.write_bytes(b"abc" * 100_000)
-    assert file_sha256(path) == hashlib.sha256(b"abc" * 100_000).hexdigest()
 
 
 # --- archive problems ---------------------------------------------------------------------
