@@ -30,6 +30,7 @@ def _positive(text: str) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
+    """Exit status: 0 all loaded and built; 1 a source failed; 3 inputs were rejected."""
     from music_analytics.refresh import refresh
 
     summary = refresh(args.start, args.end, log_level="INFO" if args.verbose else "WARNING")
@@ -44,18 +45,19 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             f"Spotify: {summary.spotify_history_plays} play(s) imported from exports, "
             f"{summary.spotify_polled_plays} new polled play(s)"
         )
+    for run_id in summary.dead_runs_failed:
+        print(f"note: run {run_id} had died (its process is gone): marked failed")
+    for path in summary.still_being_written:
+        print(f"note: {path} is still being written: the next refresh loads it")
+    for reason in summary.rejected:
+        print(f"rejected: {reason} (moved to rejected/ with a .error.txt)", file=sys.stderr)
     for failure in summary.dsp_failures:
         print(f"error: DSP report not loaded: {failure}", file=sys.stderr)
     for failure in summary.spotify_failures:
         print(f"error: Spotify: {failure}", file=sys.stderr)
-    outside = summary.days_outside_partitions
-    if outside:
-        print(
-            f"warning: {len(outside)} day(s) with data lie outside the partitions and were not "
-            f"rebuilt ({outside[0]}..{outside[-1]}); see MUSIC_ANALYTICS_START_DATE",
-            file=sys.stderr,
-        )
-    return 1 if summary.dsp_failures or summary.spotify_failures else 0
+    if summary.outside_message:
+        print(f"warning: {summary.outside_message}", file=sys.stderr)
+    return summary.exit_code
 
 
 def cmd_spotify_auth(args: argparse.Namespace) -> int:

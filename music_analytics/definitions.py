@@ -8,10 +8,11 @@ from music_analytics.defs.dsp_reports.sensors import dsp_landing_sensor, dsp_rep
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.events.sensors import event_files_sensor, event_ingest_job
 from music_analytics.defs.orchestration.jobs import daily_marts_job
+from music_analytics.defs.orchestration.run_recovery import dead_runs_sensor
 from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
-from music_analytics.defs.orchestration.sensors import marts_after_raw_load_sensor
+from music_analytics.defs.orchestration.sensors import pending_rebuilds_sensor
 from music_analytics.defs.resources import build_resources
-from music_analytics.defs.serving.assets import mart_exports
+from music_analytics.defs.serving.exports import export_specs
 from music_analytics.defs.spotify.assets import (
     spotify_history_files,
     spotify_metadata,
@@ -39,7 +40,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             spotify_history_files,
             spotify_metadata,
             dbt_daily_models,
-            mart_exports,
+            *export_specs,
         ],
         jobs=[
             event_ingest_job,
@@ -57,9 +58,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             event_files_sensor,
             dsp_landing_sensor,
             spotify_history_sensor,
-            marts_after_raw_load_sensor,
+            pending_rebuilds_sensor,
+            dead_runs_sensor,
         ],
         resources=build_resources(settings),
+        # Steps run in the run's own process: no interpreter start and code load per step.
+        # Runs still queue on the pools; one run's steps run one after another anyway.
+        executor=dg.in_process_executor,
     )
 
 

@@ -86,7 +86,7 @@ Rows quarantined:  {summary.rows_quarantined} (see raw.stream_events_quarantine)
 DSP reports:       {summary.dsp_reports_loaded} loaded, {summary.dsp_records_loaded} records \
 (archived under {settings.dsp_archive})
 Spotify plays:     {summary.spotify_history_plays} imported from the sample export
-Marts built:       {days[2]} days ({built}) in {len(summary.ranges_built)} run(s)
+Marts built:       {len(summary.days_built)} days ({built}) in one dbt run
 Warehouse:         {settings.warehouse_path}
 BI database:       {settings.exports_dir / "bi.duckdb"} (views over the Parquet exports)
 Took:              {elapsed:.0f} s

@@ -14,12 +14,24 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 
-from music_analytics.defs.events.assets import RAW_EVENTS
-from music_analytics.defs.orchestration.sensors import REFRESH_TAG, days_touched
-from music_analytics.defs.partitions import partition_bounds, partition_range_tags
-from music_analytics.lib.core.partition_ranges import clamp_days, contiguous_ranges
+from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
+from music_analytics.defs.orchestration.run_recovery import fail_dead_runs
+from music_analytics.defs.partitions import partition_bounds
+from music_analytics.defs.transform.assets import MODELS_BY_SOURCE
+from music_analytics.lib.core.landing import file_run_key, landing_files, loaded_keys
+from music_analytics.lib.core.partition_ranges import contiguous_ranges
+from music_analytics.lib.core.plans import (
+    BuildPlan,
+    days_between,
+    outside_message,
+    plan_build,
+    wait_until_settled,
+)
+from music_analytics.lib.core.rebuild_ledger import read_pending
 from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.core.warehouse import ensure_raw_tables
 from music_analytics.refresh_dsp import DSP_API_POOL, refresh_dsp_reports
 from music_analytics.refresh_spotify import refresh_spotify
 
@@ -32,6 +44,15 @@ concurrency:
   pools:
     default_limit: 1
     granularity: op
+# Under the daemon: a run stuck in STARTING is failed after 3 minutes, and a finished run's
+# pool slots are freed. A run whose worker was killed is failed by dead_runs_sensor (the
+# default run launcher cannot tell Dagster that its worker died).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
+  free_slots_after_run_end_seconds: 30
 telemetry:
   enabled: false
 """
@@ -42,8 +63,8 @@ def prepare_dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(DAGSTER_YAML)
+    if not config.exists() or config.read_text().startswith("# Written by music-analytics"):
+        config.write_text(DAGSTER_YAML)  # ours: kept current; a file of the user's: left alone
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 
@@ -55,13 +76,17 @@ def set_pool_limits(instance: dg.DagsterInstance, settings: Settings) -> None:
 
 @dataclass
 class RefreshSummary:
-    """What a refresh did: the ingest run's counts and the day ranges rebuilt."""
+    """What a refresh did: what each source loaded or rejected, and the days rebuilt."""
 
     rows_loaded: int = 0
     rows_quarantined: int = 0
     files_loaded: int = 0
-    ranges_built: list[tuple[date, date]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # inputs moved to rejected/, with why
+    still_being_written: list[str] = field(default_factory=list)  # left for the next refresh
+    days_built: list[date] = field(default_factory=list)
     days_outside_partitions: list[date] = field(default_factory=list)
+    outside_message: str = ""
+    dead_runs_failed: list[str] = field(default_factory=list)
     dsp_reports_loaded: int = 0
     dsp_records_loaded: int = 0
     dsp_failures: list[str] = field(default_factory=list)
@@ -69,19 +94,47 @@ class RefreshSummary:
     spotify_polled_plays: int = 0
     spotify_failures: list[str] = field(default_factory=list)
 
+    @property
+    def ranges_built(self) -> list[tuple[date, date]]:
+        return contiguous_ranges(self.days_built)
+
+    @property
+    def exit_code(self) -> int:
+        """0: all loaded and built; 1: a source failed; 3: only inputs were rejected."""
+        if self.dsp_failures or self.spotify_failures:
+            return 1
+        return 3 if self.rejected else 0
+
 
 def _logging(level: str) -> dict:
     """Run config that sets the in-process console logger's level."""
     return {"loggers": {"console": {"config": {"log_level": level}}}}
 
 
-def _ingest(
-    defs: dg.Definitions, instance: dg.DagsterInstance, summary: RefreshSummary, log_level: str
-) -> set[date]:
-    result = defs.resolve_job_def("event_ingest_job").execute_in_process(
-        instance=instance, raise_on_error=True, run_config=_logging(log_level), tags=REFRESH_TAG
+def _settled(settings: Settings, source: str, summary: RefreshSummary) -> list[Path]:
+    """The files of a landing folder that are completely written and not loaded yet, by the
+    sensors' rule (lib/core/plans.wait_until_settled)."""
+    folder = {"events": settings.events_landing, "dsp": settings.dsp_landing}.get(
+        source, settings.spotify_history_landing
     )
-    days: set[date] = set()
+    loaded = loaded_keys(folder)
+    files = [p for p in landing_files(folder, source) if file_run_key(p) not in loaded]
+    ready, changing = wait_until_settled(files, settings.file_stable_seconds)
+    summary.still_being_written += [str(p) for p in changing]
+    return ready
+
+
+def _ingest_events(defs, instance, paths: list[Path], summary: RefreshSummary, log_level: str):
+    """The events job's raw step only: the marts are built once, after every source."""
+    if not paths:
+        return
+    config = {"paths": [str(p) for p in paths]}
+    result = defs.resolve_job_def("event_ingest_job").execute_in_process(
+        instance=instance,
+        raise_on_error=True,
+        run_config={**_logging(log_level), "ops": {"stream_event_files": {"config": config}}},
+        asset_selection=list(stream_event_files.keys),
+    )
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         if materialization.asset_key != RAW_EVENTS:
@@ -90,8 +143,23 @@ def _ingest(
         summary.rows_loaded += metadata["rows_loaded"].value
         summary.rows_quarantined += metadata["rows_quarantined"].value
         summary.files_loaded += metadata["files_loaded"].value
-        days.update(days_touched(metadata))
-    return days
+        summary.rejected += list(metadata["rejected"].value.values())
+
+
+def _plan_marts(settings: Settings, extra_days: list[date]) -> BuildPlan:
+    """The build the marts run will make: every pending day and the days asked for."""
+    first, last = partition_bounds()
+    with duckdb.connect(str(settings.warehouse_path)) as conn:
+        ensure_raw_tables(conn)
+        pending = read_pending(conn)
+    return plan_build(
+        pending,
+        selected_models=set().union(*MODELS_BY_SOURCE.values()),
+        models_by_source=MODELS_BY_SOURCE,
+        first=first,
+        last=last,
+        extra_days=extra_days,
+    )
 
 
 @contextlib.contextmanager
@@ -110,10 +178,6 @@ def _dbt_output_unless_it_fails(quiet: bool):
         raise
 
 
-def _days(first: date, last: date) -> list[date]:
-    return [date.fromordinal(n) for n in range(first.toordinal(), last.toordinal() + 1)]
-
-
 def refresh(
     start: date | None = None,
     end: date | None = None,
@@ -122,16 +186,16 @@ def refresh(
     instance: dg.DagsterInstance | None = None,
     log_level: str = "DEBUG",
 ) -> RefreshSummary:
-    """Ingest every waiting file, then rebuild the marts of the days that changed.
+    """Ingest every settled file, then build every pending day in one marts run.
 
-    Event files, DSP report ZIPs and Spotify exports waiting in landing/ are loaded, and
-    recently-played is polled once when Spotify is connected. With start and end, the
-    DSP reports of those days are also fetched from the API (when it is configured) for every
-    DSP in MUSIC_ANALYTICS_DSPS, and that range of marts is rebuilt (with any day a load
-    touched outside it). Each contiguous
-    range of days is one run (one dbt invocation), however many days it holds. `log_level`
-    filters what the runs print to the console (their event logs in the instance keep all).
-    DSP reports that fail are listed in `dsp_failures`; the rest still load and build.
+    Runs of earlier commands whose process died are marked failed first (their pool slots
+    freed). Event files, DSP report ZIPs and Spotify exports waiting in landing/ are loaded
+    once they are completely written, and recently-played is polled once when Spotify is
+    connected; unreadable files move to rejected/. With start and end, the DSP reports of
+    those days are also fetched from the API (when it is configured) and those days are
+    rebuilt too. The marts are built by one run without a partition (one dbt invocation for
+    every day the rebuild ledger holds, however sparse), which also writes their exports.
+    `log_level` filters what the runs print (their event logs in the instance keep all).
     """
     from music_analytics.definitions import build_definitions
 
@@ -141,40 +205,44 @@ def refresh(
         prepare_dagster_home(settings)
         instance = dg.DagsterInstance.get()
     set_pool_limits(instance, settings)
+    summary = RefreshSummary(dead_runs_failed=fail_dead_runs(instance))
     defs = build_definitions(settings)
     first, last = partition_bounds()
-    explicit = None
+    explicit: list[date] = []
     if start or end:
         start, end = start or first, end or last
         if start > end:
             raise ValueError(f"--start {start} is after --end {end}")
-        explicit = (max(start, first), min(end, last))
-    summary = RefreshSummary()
-    changed = _ingest(defs, instance, summary, log_level)
+        explicit = days_between(max(start, first), min(end, last))
+    _ingest_events(defs, instance, _settled(settings, "events", summary), summary, log_level)
     # A day's report exists once the day is over: never ask the API for today.
     yesterday = date.fromordinal(datetime.now(UTC).date().toordinal() - 1)
-    api_days = _days(explicit[0], min(explicit[1], yesterday)) if explicit else []
-    dsp = refresh_dsp_reports(defs, instance, settings, api_days, _logging(log_level))
+    api_days = [day for day in explicit if day <= yesterday]
+    dsp = refresh_dsp_reports(
+        defs, instance, settings, _settled(settings, "dsp", summary), api_days, _logging(log_level)
+    )
     summary.dsp_reports_loaded = dsp.reports_loaded
     summary.dsp_records_loaded = dsp.records_loaded
     summary.dsp_failures = dsp.failures
-    changed |= dsp.days_touched
-    spotify = refresh_spotify(defs, instance, settings, _logging(log_level))
+    summary.rejected += dsp.rejected
+    spotify = refresh_spotify(
+        defs, instance, settings, _settled(settings, "spotify", summary), _logging(log_level)
+    )
     summary.spotify_history_plays = spotify.history_plays_loaded
     summary.spotify_polled_plays = spotify.polled_plays_new
     summary.spotify_failures = spotify.failures
-    changed |= spotify.days_touched
-    if explicit:  # the range asked for, and any day a load touched outside it
-        changed |= set(_days(*explicit))
-    inside, summary.days_outside_partitions = clamp_days(changed, first, last)
-    ranges = contiguous_ranges(inside)
-    marts_job = defs.resolve_job_def("daily_marts_job")
-    for range_start, range_end in ranges:
+    summary.rejected += spotify.rejected
+    plan = _plan_marts(settings, explicit)
+    summary.days_outside_partitions = plan.outside
+    if plan.outside:
+        summary.outside_message = outside_message(plan.outside, first, last)
+    if plan.days:
+        config = {"days": [day.isoformat() for day in explicit]}
         with _dbt_output_unless_it_fails(quiet=log_level not in ("DEBUG", "INFO")):
-            marts_job.execute_in_process(
+            defs.resolve_job_def("daily_marts_job").execute_in_process(
                 instance=instance,
-                tags=partition_range_tags(range_start, range_end),
-                run_config=_logging(log_level),
+                partition_key=plan.days[-1].isoformat(),  # the step builds every planned day
+                run_config={**_logging(log_level), "ops": {"dbt_daily_models": {"config": config}}},
             )
-        summary.ranges_built.append((range_start, range_end))
+        summary.days_built = plan.days
     return summary

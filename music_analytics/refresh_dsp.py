@@ -3,7 +3,8 @@
 The Dagster daemon runs one `dsp_report_job` per (date, dsp) and the `dsp_api` pool lets their
 fetches overlap. In-process there is one run at a time, so refresh fetches every report first
 with the client's own thread pool (bounded by DSP_API_MAX_ACTIVE_REPORTS) and then runs
-`dsp_report_job` per partition on the downloaded ZIP, exactly as the landing sensor does.
+`dsp_report_job` per partition on the downloaded ZIP, as the landing sensor does. The marts
+are built afterwards from the rebuild ledger, with every other source's days.
 """
 
 import logging
@@ -14,17 +15,13 @@ from pathlib import Path
 import dagster as dg
 
 from music_analytics.defs.dsp_reports.assets import RAW_DSP_RECORDS, dsp_report_zips
-from music_analytics.defs.orchestration.sensors import REFRESH_TAG
 from music_analytics.defs.partitions import dsp_partition_key, partition_bounds
 from music_analytics.defs.resources import build_dsp_api
-from music_analytics.lib.core.landing import list_report_zips, reject_file
 from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.dsp.archive import incoming_path
 from music_analytics.lib.dsp.catalog import dsp_by_id, dsp_by_key
-from music_analytics.lib.dsp.report_zip import (
-    DspReportFileError,
-    read_report_meta,
-    validate_report_zip,
-)
+from music_analytics.lib.dsp.landing import sort_landed_reports
+from music_analytics.lib.dsp.report_zip import validate_report_zip
 from music_analytics.run_results import failure_message
 
 DSP_API_POOL = "dsp_api"
@@ -38,7 +35,7 @@ class DspRefreshResult:
     reports_loaded: int = 0
     records_loaded: int = 0
     failures: list[str] = field(default_factory=list)
-    days_touched: set[date] = field(default_factory=set)
+    rejected: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -48,27 +45,6 @@ class _ReportToLoad:
     report_id: int | None = None
 
 
-def _landing_reports(settings: Settings, result: DspRefreshResult) -> list[_ReportToLoad]:
-    """ZIPs waiting in landing/dsp/, with the partition their meta names; bad ones rejected."""
-    first, last = partition_bounds()
-    reports = []
-    for path in list_report_zips(settings.dsp_landing):
-        try:
-            meta = read_report_meta(path, limits=settings.zip_limits)
-        except DspReportFileError as exc:
-            reject_file(path, str(exc))
-            result.failures.append(f"{exc} (moved to {settings.dsp_landing / 'rejected'})")
-            continue
-        if not first <= meta.report_date <= last:
-            reason = f"{path.name}: {meta.report_date} is outside the partitions {first}..{last}"
-            reject_file(path, reason)
-            result.failures.append(reason)
-            continue
-        key = dsp_partition_key(meta.report_date, meta.dsp)
-        reports.append(_ReportToLoad(key, str(path)))
-    return reports
-
-
 def _api_reports(
     settings: Settings, days: list[date], result: DspRefreshResult
 ) -> list[_ReportToLoad]:
@@ -76,18 +52,12 @@ def _api_reports(
     if not days or not settings.dsp_api_configured:
         return []
     api = build_dsp_api(settings).process_config_and_initialize()
-    incoming = settings.dsp_archive / ".incoming"
-    incoming.mkdir(parents=True, exist_ok=True)
-
-    def dest_for(dsp_id: int, day: date) -> Path:
-        return incoming / f"{dsp_by_id(dsp_id).key}-{day.isoformat()}.zip"
-
     wanted = [(dsp_by_key(key).dsp_id, day) for day in days for key in settings.dsps]
     log.info(f"fetching {len(wanted)} DSP report(s) from the analytics-reports API")
     with api.client(log=log) as client:
         outcomes = client.fetch_reports(
             wanted,
-            dest_for,
+            lambda dsp_id, day: incoming_path(settings.dsp_archive, dsp_by_id(dsp_id).key, day),
             validate=lambda path: validate_report_zip(path, limits=settings.zip_limits),
         )
     reports = []
@@ -106,12 +76,17 @@ def refresh_dsp_reports(
     defs: dg.Definitions,
     instance: dg.DagsterInstance,
     settings: Settings,
+    landed: list[Path],
     api_days: list[date],
     run_config: dict,
 ) -> DspRefreshResult:
-    """Load the ZIPs waiting in landing/dsp/ and the API's reports of `api_days`."""
+    """Load the settled ZIPs `landed` in landing/dsp/ and the API's reports of `api_days`."""
     result = DspRefreshResult()
-    reports = _landing_reports(settings, result) + _api_reports(settings, api_days, result)
+    first, last = partition_bounds()
+    landed_reports, result.rejected = sort_landed_reports(landed, settings.zip_limits, first, last)
+    reports = [
+        _ReportToLoad(dsp_partition_key(r.day, r.dsp), str(r.path)) for r in landed_reports
+    ] + _api_reports(settings, api_days, result)
     job = defs.resolve_job_def("dsp_report_job")
     for report in reports:
         op_config = {"zip_path": report.zip_path, "report_id": report.report_id}
@@ -120,7 +95,6 @@ def refresh_dsp_reports(
             partition_key=report.partition_key,
             run_config={**run_config, "ops": {dsp_report_zips.op.name: {"config": op_config}}},
             raise_on_error=False,
-            tags=REFRESH_TAG,
         )
         if not run.success:
             result.failures.append(failure_message(run, report.partition_key))
@@ -130,6 +104,4 @@ def refresh_dsp_reports(
             if materialization.asset_key == RAW_DSP_RECORDS:
                 result.reports_loaded += 1
                 result.records_loaded += materialization.metadata["dagster/row_count"].value
-                day = materialization.metadata["report_date"].value
-                result.days_touched.add(date.fromisoformat(day))
     return result

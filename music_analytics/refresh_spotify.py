@@ -1,14 +1,18 @@
-"""Spotify in `music-analytics refresh`: import waiting exports, poll once when connected."""
+"""Spotify in `music-analytics refresh`: import settled exports, poll once when connected."""
 
 from dataclasses import dataclass, field
-from datetime import date
+from pathlib import Path
 
 import dagster as dg
 
-from music_analytics.defs.orchestration.sensors import REFRESH_TAG, days_touched
-from music_analytics.defs.spotify.assets import RAW_SPOTIFY_HISTORY, RAW_SPOTIFY_PLAYS
+from music_analytics.defs.spotify.assets import (
+    RAW_SPOTIFY_HISTORY,
+    RAW_SPOTIFY_PLAYS,
+    spotify_history_files,
+    spotify_metadata,
+    spotify_plays,
+)
 from music_analytics.lib.core.settings import Settings
-from music_analytics.lib.spotify.history import list_history_files
 from music_analytics.run_results import failure_message
 
 
@@ -19,12 +23,14 @@ class SpotifyRefreshResult:
     history_plays_loaded: int = 0
     polled_plays_new: int = 0
     failures: list[str] = field(default_factory=list)
-    days_touched: set[date] = field(default_factory=set)
+    rejected: list[str] = field(default_factory=list)
 
 
-def _run(defs, instance, job_name: str, run_config: dict, result: SpotifyRefreshResult):
+def _run(defs, instance, job_name: str, assets, run_config: dict, result: SpotifyRefreshResult):
+    """The job's raw steps only: the marts are built once, after every source has loaded."""
+    keys = [key for asset in assets for key in asset.keys]
     run = defs.resolve_job_def(job_name).execute_in_process(
-        instance=instance, run_config=run_config, raise_on_error=False, tags=REFRESH_TAG
+        instance=instance, run_config=run_config, raise_on_error=False, asset_selection=keys
     )
     if not run.success:
         result.failures.append(failure_message(run, job_name))
@@ -33,20 +39,32 @@ def _run(defs, instance, job_name: str, run_config: dict, result: SpotifyRefresh
         metadata = materialization.metadata
         if materialization.asset_key == RAW_SPOTIFY_HISTORY:
             result.history_plays_loaded += metadata["plays_loaded"].value
+            result.rejected += list(metadata["rejected"].value.values())
         elif materialization.asset_key == RAW_SPOTIFY_PLAYS:
             result.polled_plays_new += metadata["plays_new"].value
-        else:
-            continue
-        result.days_touched.update(days_touched(metadata))
 
 
 def refresh_spotify(
-    defs: dg.Definitions, instance: dg.DagsterInstance, settings: Settings, run_config: dict
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    landed: list[Path],
+    run_config: dict,
 ) -> SpotifyRefreshResult:
-    """Import the exports in landing/spotify_history/, then poll once if Spotify is connected."""
+    """Import the settled export files `landed`, then poll once if Spotify is connected."""
     result = SpotifyRefreshResult()
-    if list_history_files(settings.spotify_history_landing):
-        _run(defs, instance, "spotify_history_job", run_config, result)
+    if landed:
+        op_config = {"paths": [str(path) for path in landed]}
+        config = {**run_config, "ops": {spotify_history_files.op.name: {"config": op_config}}}
+        assets = [spotify_history_files, spotify_metadata]
+        _run(defs, instance, "spotify_history_job", assets, config, result)
     if settings.spotify_configured:
-        _run(defs, instance, "spotify_poll_job", run_config, result)
+        _run(
+            defs,
+            instance,
+            "spotify_poll_job",
+            [spotify_plays, spotify_metadata],
+            run_config,
+            result,
+        )
     return result

@@ -38,6 +38,11 @@ def partition_bounds(now: datetime | None = None) -> tuple[date, date]:
     return date.fromisoformat(keys[0]), date.fromisoformat(keys[-1])
 
 
+def newest_partition_key(now: datetime | None = None) -> str:
+    """Today's partition: the one an ingest run builds besides the days its load touched."""
+    return partition_bounds(now)[1].isoformat()
+
+
 def partition_range_tags(first: date, last: date) -> dict[str, str]:
     """Run tags that make one run build every partition from first to last (inclusive)."""
     return {

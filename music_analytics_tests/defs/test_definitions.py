@@ -70,7 +70,8 @@ def test_definitions_load_with_every_object(settings):
         "event_files_sensor",
         "dsp_landing_sensor",
         "spotify_history_sensor",
-        "marts_after_raw_load_sensor",
+        "pending_rebuilds_sensor",
+        "dead_runs_sensor",
     }
     assert defs.resolve_schedule_def("spotify_poll_schedule").cron_schedule == "*/30 * * * *"
     assert defs.resolve_schedule_def("dsp_reports_schedule").cron_schedule == "0 1 * * *"
@@ -117,3 +118,26 @@ def test_marts_are_grouped_and_partitioned(settings):
     assert "duckdb" in mart.kinds
     upstream = {k.to_user_string() for k in mart.parent_keys}
     assert upstream == {"marts/fct_streams"}
+
+
+def test_each_ingest_job_builds_the_marts_downstream_of_its_source(settings):
+    """One run per batch: ingest, the marts the load touched, their exports."""
+    defs = build_definitions(settings)
+
+    def selected(job_name):
+        job = defs.resolve_job_def(job_name)
+        return {k.to_user_string() for k in job.asset_layer.selected_asset_keys}
+
+    events = selected("event_ingest_job")
+    assert {"raw/stream_events", "marts/fct_streams", "marts/top_tracks_daily"} <= events
+    assert not {"marts/listening_history", "marts/dsp_track_daily"} & events
+    history = selected("spotify_history_job")
+    assert {"raw/spotify_history", "marts/listening_history", "marts/fct_streams"} <= history
+    assert "marts/dsp_track_daily" not in history
+
+
+def test_exports_are_written_by_the_marts_step_not_on_their_own(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    export = graph.get(dg.AssetKey(["exports", "top_tracks_daily"]))
+    assert not export.is_executable
+    assert export.parent_keys == {dg.AssetKey(["marts", "top_tracks_daily"])}

@@ -15,7 +15,6 @@ from music_analytics.defs.dsp_reports.assets import (
 )
 from music_analytics.defs.dsp_reports.schedules import build_dsp_reports_schedule
 from music_analytics.defs.dsp_reports.sensors import dsp_landing_sensor, landing_run_config
-from music_analytics.defs.orchestration.sensors import marts_after_raw_load_sensor
 from music_analytics.defs.partitions import dsp_partition_key
 from music_analytics.defs.resources import DataFolders, build_dsp_api, build_resources
 from music_analytics.lib.core.settings import Settings
@@ -196,7 +195,7 @@ def test_landing_sensor_runs_each_zip_in_the_partition_its_meta_names(settings):
     junk = settings.dsp_landing / "junk.zip"
     junk.write_bytes(b"not a zip at all")
     ancient = settings.dsp_landing / "ancient.zip"
-    ancient.write_bytes(build_report_zip(4, date(2019, 1, 1)))
+    ancient.write_bytes(build_report_zip(4, date(2007, 12, 31)))  # before the default start
     for path in (spotify, youtube, junk, ancient):
         age(path, 60)
 
@@ -240,7 +239,7 @@ def test_schedule_skips_while_the_api_is_not_configured(settings):
     assert "DSP_API_BASE_URL" in result.skip_message
 
 
-def test_marts_sensor_rebuilds_the_day_a_dsp_report_touched(settings):
+def test_a_dsp_report_marks_its_day_in_the_rebuild_ledger(settings):
     instance = dg.DagsterInstance.ephemeral()
     path = write_report_zip(
         settings.dsp_landing / "s.zip", build_report("spotify", DAY, records=2, seed=1)
@@ -249,9 +248,7 @@ def test_marts_sensor_rebuilds_the_day_a_dsp_report_touched(settings):
         settings, dsp_partition_key(DAY, "spotify"), landing_run_config(str(path)), instance
     )
     assert result.success
-    [request] = marts_after_raw_load_sensor(dg.build_sensor_context(instance=instance))
-    assert request.tags["dagster/asset_partition_range_start"] == DAY.isoformat()
-    assert request.tags["dagster/asset_partition_range_end"] == DAY.isoformat()
+    assert query(settings, "select source, day from raw.pending_rebuilds") == [("dsp", DAY)]
     records = instance.fetch_materializations(RAW_DSP_RECORDS, limit=1).records
     assert json.loads(
         json.dumps(records[0].asset_materialization.metadata["days_touched"].value)

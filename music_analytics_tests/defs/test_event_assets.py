@@ -5,7 +5,7 @@ import duckdb
 
 from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
 from music_analytics.defs.resources import build_resources
-from music_analytics_tests.conftest import event, write_lines
+from music_analytics_tests.conftest import event, query, write_lines
 
 
 def ingest(settings, paths=None, raise_on_error=True):
@@ -72,16 +72,23 @@ def test_gzip_and_late_file_report_their_own_days(settings):
     assert md["days_touched"] == ["2025-03-02", "2025-03-06"]
 
 
-def test_unreadable_file_fails_the_run_but_keeps_the_others(settings):
+def test_an_unreadable_file_is_rejected_and_the_others_load(settings):
     good = write_lines(settings.events_landing / "good.ndjson", [event(1)])
     bad = settings.events_landing / "bad.ndjson"
     bad.write_bytes(b'{"genre": "caf\xe9"}\n')
-    result = ingest(settings, [good, bad], raise_on_error=False)
-    assert not result.success
+    result = ingest(settings, [good, bad])
+    assert result.success
     md = raw_metadata(result)
-    assert md["files_failed"] == 1 and md["rows_loaded"] == 1
-    assert "bad.ndjson" in md["files"]
+    assert md["files_rejected"] == 1 and md["rows_loaded"] == 1
+    assert "bad.ndjson" in md["files"] and str(bad) in md["rejected"]
     assert warehouse_counts(settings) == (1, 0)
+    rejected = settings.events_landing / "rejected"
+    assert not bad.exists() and (rejected / "bad.ndjson").exists()
+    assert "bad.ndjson" in (rejected / "bad.ndjson.error.txt").read_text()
+    # the next run does not see it again, and its days are in the ledger exactly once
+    assert query(settings, "select source, count(*) from raw.pending_rebuilds group by 1") == [
+        ("events", 1)
+    ]
 
 
 def test_duplicate_stream_ids_are_all_kept_in_raw(settings):

@@ -6,16 +6,16 @@ import time
 from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
 
+from music_analytics.definitions import build_definitions
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.events.sensors import event_files_sensor
 from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
-from music_analytics.defs.orchestration.sensors import REFRESH_TAG, marts_after_raw_load_sensor
+from music_analytics.defs.orchestration.sensors import pending_rebuilds_sensor
+from music_analytics.defs.partitions import newest_partition_key
 from music_analytics.defs.resources import DataFolders, build_resources
 from music_analytics_tests.conftest import event, write_lines
-
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
 
 
 def folders(settings) -> DataFolders:
@@ -23,9 +23,16 @@ def folders(settings) -> DataFolders:
 
 
 def tick(settings, cursor=None):
+    """One sensor tick: its run request (or [] when it skips) and the new cursor."""
     context = dg.build_sensor_context(cursor=cursor, resources={"folders": folders(settings)})
-    requests = list(event_files_sensor(context) or [])
-    return requests, context.cursor
+    result = event_files_sensor(context)
+    return ([] if isinstance(result, dg.SkipReason) else result), context.cursor
+
+
+def batch(request) -> list[str]:
+    """The file names of one run request of the events sensor."""
+    paths = request.run_config["ops"]["stream_event_files"]["config"]["paths"]
+    return sorted(os.path.basename(p) for p in paths)
 
 
 def age(path, seconds: int) -> None:
@@ -39,13 +46,14 @@ def test_file_runs_once_it_is_stable(settings):
     requests, cursor = tick(settings)
     assert requests == []  # first sighting: size not yet seen twice
     requests, cursor = tick(settings, cursor)
-    [request] = requests
-    assert request.run_key.startswith("a.ndjson:")
+    request = requests
+    assert request.run_key.startswith("events:")
+    assert request.partition_key == newest_partition_key()  # the marts step adds the days
     config = request.run_config["ops"]["stream_event_files"]["config"]
     assert config == {"paths": [str(path)]}
     # the same file on the next tick asks again with the same key: Dagster skips it
     again, _ = tick(settings, cursor)
-    assert [r.run_key for r in again] == [request.run_key]
+    assert again.run_key == request.run_key
 
 
 def test_growing_or_fresh_file_waits(settings):
@@ -63,49 +71,53 @@ def test_growing_or_fresh_file_waits(settings):
     assert requests == []
 
 
-def test_marts_sensor_rebuilds_exactly_the_days_loaded(settings):
+def pending_tick(settings, instance):
+    context = dg.build_sensor_context(instance=instance, resources={"folders": folders(settings)})
+    return pending_rebuilds_sensor(context)
+
+
+def load(settings, instance, path):
+    dg.materialize(
+        [stream_event_files],
+        resources=build_resources(settings),
+        instance=instance,
+        run_config={"ops": {"stream_event_files": {"config": {"paths": [str(path)]}}}},
+    )
+
+
+def test_pending_sensor_builds_what_the_ledger_holds_in_one_run(settings):
     instance = dg.DagsterInstance.ephemeral()
-    resources = build_resources(settings)
+    assert isinstance(pending_tick(settings, instance), dg.SkipReason)  # no warehouse yet
     first = write_lines(
         settings.events_landing / "march.ndjson",
         [
             event(1, stream_start_time="2025-03-01 10:00:00"),
-            event(2, stream_start_time="2025-03-02 10:00:00"),
-            event(3, stream_start_time="2025-03-09 10:00:00"),
+            event(2, stream_start_time="2025-03-09 10:00:00"),
+            event(3, stream_start_time="2019-07-09 10:00:00"),
         ],
     )
-    dg.materialize(
-        [stream_event_files],
-        resources=resources,
-        instance=instance,
-        run_config={"ops": {"stream_event_files": {"config": {"paths": [str(first)]}}}},
-    )
-    context = dg.build_sensor_context(instance=instance)
-    requests = marts_after_raw_load_sensor(context)
-    ranges = [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests]
-    assert ranges == [("2025-03-01", "2025-03-02"), ("2025-03-09", "2025-03-09")]
-    cursor = context.cursor
+    load(settings, instance, first)
+    request = pending_tick(settings, instance)
+    assert request.run_key.startswith("pending:")
+    assert request.partition_key == "2025-03-09"  # the newest; the step builds all pending
+    # the same ledger: the same key, so Dagster starts no second run
+    assert pending_tick(settings, instance).run_key == request.run_key
+    late = write_lines(settings.events_landing / "late.ndjson", [event(9)])
+    load(settings, instance, late)
+    assert pending_tick(settings, instance).run_key != request.run_key
 
-    # nothing new: skip
-    again = marts_after_raw_load_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
-    assert isinstance(again, dg.SkipReason)
 
-    # a late file for last month refreshes last month's day only
-    late = write_lines(
-        settings.events_landing / "late.ndjson", [event(9, stream_start_time="2025-02-14 08:00:00")]
+def test_pending_sensor_waits_while_a_build_runs_or_the_warehouse_is_written(settings):
+    instance = dg.DagsterInstance.ephemeral()
+    load(settings, instance, write_lines(settings.events_landing / "a.ndjson", [event(1)]))
+    with duckdb.connect(str(settings.warehouse_path)):  # a writer holds the file
+        assert isinstance(pending_tick(settings, instance), dg.SkipReason)
+    run = instance.create_run_for_job(
+        build_definitions(settings).resolve_job_def("daily_marts_job"),
+        status=dg.DagsterRunStatus.STARTED,
     )
-    dg.materialize(
-        [stream_event_files],
-        resources=resources,
-        instance=instance,
-        run_config={"ops": {"stream_event_files": {"config": {"paths": [str(late)]}}}},
-    )
-    requests = marts_after_raw_load_sensor(
-        dg.build_sensor_context(instance=instance, cursor=cursor)
-    )
-    assert [(r.tags[RANGE_START], r.tags[RANGE_END]) for r in requests] == [
-        ("2025-02-14", "2025-02-14")
-    ]
+    skip = pending_tick(settings, instance)
+    assert isinstance(skip, dg.SkipReason) and run.run_id in skip.skip_message
 
 
 def test_schedule_rebuilds_yesterday_with_lookback(settings):
@@ -113,32 +125,16 @@ def test_schedule_rebuilds_yesterday_with_lookback(settings):
     schedule = build_daily_marts_schedule(settings)
     request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
     assert request.run_key == "daily:2025-06-09"
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-06-06", "2025-06-09")
+    assert request.partition_key == "2025-06-09"  # the step adds the look-back and pending
+    config = request.run_config["ops"]["dbt_daily_models"]["config"]
+    assert config == {"days": ["2025-06-06", "2025-06-07", "2025-06-08", "2025-06-09"]}
 
 
 def test_schedule_clips_to_the_first_partition(settings):
-    when = datetime(2025, 1, 2, 2, 0, tzinfo=UTC)
+    when = datetime(2008, 1, 2, 2, 0, tzinfo=UTC)  # the default first partition: 2008-01-01
     schedule = build_daily_marts_schedule(settings)
     request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
-    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-01-01", "2025-01-01")
-
-
-def test_marts_sensor_leaves_the_days_of_refresh_runs_to_refresh(settings):
-    """`music-analytics refresh` builds the marts itself: the sensor must not build them again."""
-    instance = dg.DagsterInstance.ephemeral()
-    path = write_lines(
-        settings.events_landing / "a.ndjson", [event(1, stream_start_time="2025-03-01 10:00:00")]
-    )
-    dg.materialize(
-        [stream_event_files],
-        resources=build_resources(settings),
-        instance=instance,
-        run_config={"ops": {"stream_event_files": {"config": {"paths": [str(path)]}}}},
-        tags=REFRESH_TAG,
-    )
-    context = dg.build_sensor_context(instance=instance)
-    assert marts_after_raw_load_sensor(context) == []
-    assert context.cursor  # the refresh's load is not looked at again
+    assert request.run_config["ops"]["dbt_daily_models"]["config"] == {"days": ["2008-01-01"]}
 
 
 def test_file_sensor_skips_files_a_refresh_already_loaded(settings):
@@ -153,14 +149,11 @@ def test_file_sensor_skips_files_a_refresh_already_loaded(settings):
         run_config={"ops": {"stream_event_files": {"config": {"paths": [str(loaded)]}}}},
     )
     _, cursor = tick(settings)
-    requests, _ = tick(settings, cursor)
-    assert [r.tags["music_analytics/event_file"] for r in requests] == ["waiting.ndjson"]
+    request, _ = tick(settings, cursor)
+    assert batch(request) == ["waiting.ndjson"]
     with loaded.open("a") as handle:  # rewritten: a new version, so it runs again
         handle.write(json.dumps(event(3)) + "\n")
     age(loaded, 60)
     _, cursor = tick(settings, cursor)
-    requests, _ = tick(settings, cursor)
-    assert sorted(r.tags["music_analytics/event_file"] for r in requests) == [
-        "loaded.ndjson",
-        "waiting.ndjson",
-    ]
+    request, _ = tick(settings, cursor)
+    assert batch(request) == ["loaded.ndjson", "waiting.ndjson"]

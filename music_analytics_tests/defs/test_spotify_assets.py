@@ -1,5 +1,6 @@
 """Spotify assets, sensor, schedule and `spotify-auth` through Dagster, against a local fake."""
 
+import json
 import os
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -8,6 +9,7 @@ import dagster as dg
 import pytest
 
 from music_analytics.cli import main
+from music_analytics.defs.partitions import newest_partition_key
 from music_analytics.defs.resources import DataFolders, build_resources
 from music_analytics.defs.spotify.assets import (
     GAP_CHECK,
@@ -139,9 +141,17 @@ def test_export_import_is_idempotent_and_rejects_a_bad_file(settings):
     result = dg.materialize(
         [spotify_history_files, spotify_metadata], resources=resources, raise_on_error=False
     )
-    assert not result.success  # the bad file is named; the export still loaded
-    assert "StreamingHistory0.json" in failure_text(result)
-    assert (settings.spotify_history_landing / "rejected" / bad.name).exists()
+    assert result.success  # a bad file is set aside; the export beside it still loads
+    [history] = [
+        m
+        for m in result.asset_materializations_for_node(spotify_history_files.op.name)
+        if m.asset_key == dg.AssetKey(["raw", "spotify_history"])
+    ]
+    assert history.metadata["files_rejected"].value == 1
+    assert "StreamingHistory0.json" in json.dumps(history.metadata["rejected"].value)
+    rejected = settings.spotify_history_landing / "rejected"
+    assert (rejected / bad.name).exists()
+    assert "StreamingHistory0.json" in (rejected / f"{bad.name}.error.txt").read_text()
     assert not export.exists()  # imported: moved to the archive
     [(music, others)] = query(
         settings,
@@ -158,7 +168,7 @@ def test_export_import_is_idempotent_and_rejects_a_bad_file(settings):
     assert query(settings, "select count(*) from raw.spotify_history") == [(music + others,)]
 
 
-def test_history_sensor_runs_each_settled_export(settings):
+def test_history_sensor_runs_the_settled_exports_in_one_run(settings):
     folders = DataFolders(home=str(settings.home), file_stable_seconds=1)
     export = generate_history_export(
         settings.spotify_history_landing, start=date(2025, 3, 1), days=1, plays_per_day=5, seed=1
@@ -168,11 +178,13 @@ def test_history_sensor_runs_each_settled_export(settings):
 
     def tick(cursor=None):
         context = dg.build_sensor_context(cursor=cursor, resources={"folders": folders})
-        return list(spotify_history_sensor(context) or []), context.cursor
+        result = spotify_history_sensor(context)
+        return ([] if isinstance(result, dg.SkipReason) else [result]), context.cursor
 
     requests, cursor = tick()
     assert requests == []
     [request], _ = tick(cursor)
+    assert request.partition_key == newest_partition_key()  # its marts build in the same run
     config = request.run_config["ops"][spotify_history_files.op.name]["config"]
     assert config == {"paths": [str(export)]}
 

@@ -19,7 +19,8 @@ import requests
 from fastapi.testclient import TestClient
 
 from music_analytics.lib.core.exports import write_bi_database
-from music_analytics.lib.events.files import list_event_files, load_event_file
+from music_analytics.lib.core.landing import landing_files
+from music_analytics.lib.events.files import load_event_file
 from music_analytics.server.api_tokens import load_tokens
 from music_analytics.server.app import build_app
 from music_analytics.server.auth import redact_tokens
@@ -435,7 +436,7 @@ def bearer(settings, name: str) -> dict[str, str]:
 
 
 def landed(settings) -> list[Path]:
-    return list_event_files(settings.events_landing)
+    return landing_files(settings.events_landing, "events")
 
 
 def test_a_mixed_batch_is_accounted_for_and_landed_whole(events_client):
@@ -534,7 +535,7 @@ def test_a_body_over_the_limit_is_413(marts_settings, tmp_path):
             assert client.post(url, content=small, headers=headers).status_code == 200
     finally:
         app.state.snapshots.close()
-    assert len(list_event_files(settings.events_landing)) == 1
+    assert len(landing_files(settings.events_landing, "events")) == 1
 
 
 def test_a_batch_sent_to_the_live_server_loads_with_the_same_counts(api, marts_settings, tmp_path):

@@ -9,7 +9,8 @@ import os
 import duckdb
 import pytest
 
-from music_analytics.lib.events.files import list_event_files, load_event_file
+from music_analytics.lib.core.landing import landing_files
+from music_analytics.lib.events.files import load_event_file
 from music_analytics.server.event_intake import (
     IntakeError,
     body_lines,
@@ -167,14 +168,14 @@ def test_a_landed_batch_is_one_whole_ndjson_file(tmp_path):
     assert path.name.startswith("api-") and path.name.endswith(".ndjson")
     assert path.read_text(encoding="utf-8") == "\n".join(lines) + "\n"
     assert [p.name for p in folder.iterdir()] == [path.name]  # no .part left behind
-    assert list_event_files(folder) == [path]
+    assert landing_files(folder, "events") == [path]
 
 
 def test_two_batches_get_two_names(tmp_path):
     first = land_batch(tmp_path, ["{}"], durable=False)
     second = land_batch(tmp_path, ["{}"], durable=False)
     assert first != second
-    assert {p.name for p in list_event_files(tmp_path)} == {first.name, second.name}
+    assert {p.name for p in landing_files(tmp_path, "events")} == {first.name, second.name}
 
 
 def test_a_batch_still_being_written_is_not_listed(tmp_path, monkeypatch):
@@ -182,7 +183,7 @@ def test_a_batch_still_being_written_is_not_listed(tmp_path, monkeypatch):
     real_replace = os.replace
 
     def look_then_replace(src, dst):
-        seen["listed"] = list_event_files(tmp_path)
+        seen["listed"] = landing_files(tmp_path, "events")
         seen["present"] = sorted(p.name for p in tmp_path.iterdir())
         return real_replace(src, dst)
 
@@ -190,4 +191,4 @@ def test_a_batch_still_being_written_is_not_listed(tmp_path, monkeypatch):
     path = land_batch(tmp_path, [json.dumps(event(1))])
     assert seen["listed"] == []
     assert seen["present"] == [f".{path.name}.part"]
-    assert list_event_files(tmp_path) == [path]
+    assert landing_files(tmp_path, "events") == [path]

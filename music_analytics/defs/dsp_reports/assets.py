@@ -27,7 +27,7 @@ from music_analytics.lib.dsp.api_client import (
     DspDownloadError,
     DspReportTimeout,
 )
-from music_analytics.lib.dsp.archive import archive_report, current_report
+from music_analytics.lib.dsp.archive import INCOMING, archive_report, current_report, incoming_path
 from music_analytics.lib.dsp.catalog import Dsp
 from music_analytics.lib.dsp.report_load import load_report_zip
 from music_analytics.lib.dsp.report_zip import DspReportFileError, validate_report_zip
@@ -65,8 +65,7 @@ def _fetch(context: dg.AssetExecutionContext, api: DspApi, folders: DataFolders,
             ),
             allow_retries=False,
         )
-    incoming = folders.dsp_archive / ".incoming" / f"{dsp.key}-{day.isoformat()}.zip"
-    incoming.parent.mkdir(parents=True, exist_ok=True)
+    incoming = incoming_path(folders.dsp_archive, dsp.key, day)
     metas = []
 
     def validate(path: Path):
@@ -133,7 +132,7 @@ def dsp_report_zips(
         source=source,
         total_records=meta.total_records,
         report_id=report_id,
-        move=path.parent in (folders.dsp_landing, folders.dsp_archive / ".incoming"),
+        move=path.parent in (folders.dsp_landing, folders.dsp_archive / INCOMING),
     )
     context.log.info(
         f"{dsp.name} report for {day}: {meta.total_records} records, archived as "

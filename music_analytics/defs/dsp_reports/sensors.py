@@ -13,11 +13,10 @@ from music_analytics.defs.partitions import (
 from music_analytics.defs.resources import DataFolders
 from music_analytics.lib.core.landing import (
     file_run_key,
-    list_report_zips,
-    reject_file,
+    landing_files,
     settled_files,
 )
-from music_analytics.lib.dsp.report_zip import DspReportFileError, read_report_meta
+from music_analytics.lib.dsp.landing import sort_landed_reports
 
 dsp_report_job = dg.define_asset_job(
     "dsp_report_job",
@@ -48,28 +47,17 @@ def dsp_landing_sensor(context: dg.SensorEvaluationContext, folders: DataFolders
     """Reads only each ZIP's `meta` here; the run validates the whole file before it archives it."""
     previous: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
     ready, seen = settled_files(
-        list_report_zips(folders.dsp_landing), previous, folders.file_stable_seconds
+        landing_files(folders.dsp_landing, "dsp"), previous, folders.file_stable_seconds
     )
     first, last = partition_bounds()
-    for path in ready:
-        try:
-            meta = read_report_meta(path, limits=folders.zip_limits)
-        except DspReportFileError as exc:
-            context.log.warning(f"{exc} (moved to {folders.dsp_landing / 'rejected'})")
-            reject_file(path, str(exc))
-            continue
-        if not first <= meta.report_date <= last:
-            reason = (
-                f"{path.name}: report date {meta.report_date} is outside the partitions "
-                f"{first}..{last}; see MUSIC_ANALYTICS_START_DATE"
-            )
-            context.log.warning(reason)
-            reject_file(path, reason)
-            continue
+    reports, rejected = sort_landed_reports(ready, folders.zip_limits, first, last)
+    for reason in rejected:
+        context.log.warning(f"{reason} (moved to {folders.dsp_landing / 'rejected'})")
+    for report in reports:
         yield dg.RunRequest(
-            run_key=file_run_key(path),
-            partition_key=dsp_partition_key(meta.report_date, meta.dsp),
-            run_config=landing_run_config(str(path)),
-            tags={"music_analytics/dsp_report_file": path.name},
+            run_key=file_run_key(report.path),
+            partition_key=dsp_partition_key(report.day, report.dsp),
+            run_config=landing_run_config(str(report.path)),
+            tags={"music_analytics/dsp_report_file": report.path.name},
         )
     context.update_cursor(json.dumps(seen))

@@ -7,13 +7,12 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from music_analytics.defs.resources import DataFolders, open_warehouse
-from music_analytics.lib.core.landing import record_loaded
+from music_analytics.lib.core.landing import landing_files, record_loaded, reject_file
 from music_analytics.lib.core.markdown import markdown_table
 from music_analytics.lib.core.warehouse import ensure_raw_tables, table_row_count
 from music_analytics.lib.events.files import (
     EventFileError,
     FileLoadResult,
-    list_event_files,
     load_event_file,
 )
 
@@ -90,10 +89,11 @@ def stream_event_files(
 ):
     """Load event files into raw.stream_events and raw.stream_events_quarantine.
 
-    Each file is its own transaction; a file that cannot be read fails the run after the
-    others have loaded, so what loaded is recorded and what failed is named.
+    Each file is its own transaction, which also marks its days in the rebuild ledger. A file
+    that cannot be read moves to landing/events/rejected/ with `<name>.error.txt`; the others
+    load, and the metadata lists the rejection (`rejected`).
     """
-    files = [Path(p) for p in config.paths] or list_event_files(folders.events_landing)
+    files = [Path(p) for p in config.paths] or landing_files(folders.events_landing, "events")
     results: list[FileLoadResult] = []
     failures: dict[str, str] = {}
     with open_warehouse(warehouse) as conn:
@@ -102,8 +102,13 @@ def stream_event_files(
             try:
                 result = load_event_file(conn, path)
             except EventFileError as exc:
-                context.log.error(str(exc))
+                # Handled: the file is set aside with its reason and the others still load.
                 failures[str(path)] = str(exc)
+                if path.parent == folders.events_landing and path.exists():
+                    target = reject_file(path, str(exc))
+                    context.log.warning(f"{exc} (moved to {target.parent})")
+                else:
+                    context.log.warning(str(exc))
                 continue
             results.append(result)
             record_loaded(folders.events_landing, path)
@@ -142,7 +147,8 @@ def stream_event_files(
             "files": dg.MetadataValue.md(files_md),
             "files_loaded": len(loaded),
             "files_skipped_duplicate": len(results) - len(loaded),
-            "files_failed": len(failures),
+            "files_rejected": len(failures),
+            "rejected": dg.MetadataValue.json(failures),
             "lines": lines,
             "rows_loaded": rows_loaded,
             "rows_quarantined": rows_quarantined,
@@ -167,9 +173,3 @@ def stream_event_files(
             "preview": dg.MetadataValue.md(quarantine_preview),
         },
     )
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} event file(s) could not be loaded: "
-            + "; ".join(failures.values()),
-            allow_retries=False,
-        )

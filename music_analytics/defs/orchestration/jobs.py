@@ -1,17 +1,22 @@
-"""Jobs over the daily marts."""
+"""Jobs over the marts, and the selection that puts a source's marts in its ingest run."""
 
 import dagster as dg
 
-from music_analytics.defs.partitions import daily_partitions
-from music_analytics.defs.serving.assets import mart_exports
 from music_analytics.defs.transform.assets import dbt_daily_models
 
 daily_marts_job = dg.define_asset_job(
     "daily_marts_job",
-    selection=dg.AssetSelection.assets(dbt_daily_models, mart_exports),
-    partitions_def=daily_partitions,
+    selection=dg.AssetSelection.assets(dbt_daily_models),
     description=(
-        "Rebuild the staging models and every mart for a range of days, in one dbt run, then "
-        "their Parquet exports."
+        "Rebuild marts and their Parquet exports in one dbt run. For a partition range: those "
+        "days. Without a partition: every day the rebuild ledger holds (what loads touched and "
+        "no build has finished yet), however sparse."
     ),
 )
+
+
+def with_downstream_marts(*raw_assets: dg.AssetsDefinition) -> dg.AssetSelection:
+    """Raw assets and every dbt model downstream of them: one run ingests, builds the marts
+    the load touched and writes their exports."""
+    raw = dg.AssetSelection.assets(*raw_assets)
+    return raw | (raw.downstream(include_self=False) & dg.AssetSelection.assets(dbt_daily_models))

@@ -1,11 +1,12 @@
-"""The daily schedule: yesterday's marts plus a look-back for late data."""
+"""The daily schedule: yesterday's marts plus a look-back for late data, and what is pending."""
 
 from datetime import timedelta
 
 import dagster as dg
 
 from music_analytics.defs.orchestration.jobs import daily_marts_job
-from music_analytics.defs.partitions import partition_bounds, partition_range_tags
+from music_analytics.defs.partitions import partition_bounds
+from music_analytics.lib.core.plans import days_between
 from music_analytics.lib.core.settings import Settings
 
 
@@ -19,20 +20,24 @@ def build_daily_marts_schedule(settings: Settings) -> dg.ScheduleDefinition:
         execution_timezone="UTC",
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=(
-            "Rebuilds yesterday's mart partitions and the MUSIC_ANALYTICS_LOOKBACK_DAYS before "
-            "it, as one run (cron: MUSIC_ANALYTICS_DAILY_CRON, UTC)."
+            "Rebuilds yesterday's marts and the MUSIC_ANALYTICS_LOOKBACK_DAYS before it, with "
+            "every day still pending in the rebuild ledger, as one run (cron: "
+            "MUSIC_ANALYTICS_DAILY_CRON, UTC)."
         ),
     )
     def daily_marts_schedule(context: dg.ScheduleEvaluationContext):
-        """One run over [yesterday - look-back, yesterday], clipped to the existing partitions."""
+        """One run over [yesterday - look-back, yesterday] (clipped to the partitions) and the
+        ledger's pending days."""
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
         first_partition, _ = partition_bounds(context.scheduled_execution_time)
-        first = max(yesterday - timedelta(days=settings.lookback_days), first_partition)
         if yesterday < first_partition:
             return dg.SkipReason(f"no partition before {yesterday} exists yet")
+        first = max(yesterday - timedelta(days=settings.lookback_days), first_partition)
+        days = [day.isoformat() for day in days_between(first, yesterday)]
         return dg.RunRequest(
             run_key=f"daily:{yesterday.isoformat()}",
-            tags=partition_range_tags(first, yesterday),
+            partition_key=yesterday.isoformat(),
+            run_config={"ops": {"dbt_daily_models": {"config": {"days": days}}}},
         )
 
     return daily_marts_schedule

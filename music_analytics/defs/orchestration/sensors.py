@@ -1,75 +1,78 @@
-"""Rebuilding exactly the mart partitions that newly loaded raw data touched."""
+"""The sensor that builds whatever the rebuild ledger holds, when nothing else is building."""
 
-from datetime import date
+from pathlib import Path
 
 import dagster as dg
+import duckdb
 
-from music_analytics.defs.dsp_reports.assets import RAW_DSP_RECORDS
-from music_analytics.defs.events.assets import RAW_EVENTS
 from music_analytics.defs.orchestration.jobs import daily_marts_job
-from music_analytics.defs.partitions import partition_bounds, partition_range_tags
-from music_analytics.defs.spotify.assets import RAW_SPOTIFY_HISTORY, RAW_SPOTIFY_PLAYS
-from music_analytics.lib.core.partition_ranges import clamp_days, contiguous_ranges
+from music_analytics.defs.partitions import partition_bounds
+from music_analytics.defs.resources import DataFolders
+from music_analytics.defs.transform.assets import MODELS_BY_SOURCE
+from music_analytics.lib.core.plans import outside_message, plan_build
+from music_analytics.lib.core.rebuild_ledger import read_pending
 
-RAW_SOURCES = (RAW_EVENTS, RAW_DSP_RECORDS, RAW_SPOTIFY_PLAYS, RAW_SPOTIFY_HISTORY)
-_BATCH = 200
-# Runs with this tag were started by `music-analytics refresh`, which builds the marts of the
-# days they touched itself: the sensor does not build them again.
-REFRESH_TAG = {"music_analytics/trigger": "refresh"}
+# Jobs whose runs build marts: while one is queued or running, it builds what is pending.
+BUILDING_JOBS = (
+    "daily_marts_job",
+    "event_ingest_job",
+    "spotify_history_job",
+    "spotify_poll_job",
+)
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
-def days_touched(metadata: dict) -> list[date]:
-    """The days a raw materialization reported in its `days_touched` metadata."""
-    entry = metadata.get("days_touched")
-    return [date.fromisoformat(d) for d in (entry.value if entry is not None else [])]
-
-
-def _runs_started_by_refresh(instance: dg.DagsterInstance, run_ids: set[str]) -> set[str]:
-    filters = dg.RunsFilter(run_ids=list(run_ids), tags=REFRESH_TAG)
-    return {record.dagster_run.run_id for record in instance.get_run_records(filters)}
+def _read_pending(warehouse: Path):
+    """The ledger, read through a short read-only connection (None while a run writes)."""
+    if not warehouse.exists():
+        return None
+    try:
+        with duckdb.connect(str(warehouse), read_only=True) as conn:
+            exists = conn.execute(
+                "select count(*) from duckdb_tables() "
+                "where schema_name = 'raw' and table_name = 'pending_rebuilds'"
+            ).fetchone()[0]
+            return read_pending(conn) if exists else None
+    except (duckdb.IOException, duckdb.ConnectionException):  # a writer has it: next tick
+        return None
 
 
 @dg.sensor(
     job=daily_marts_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "After raw data loads, rebuilds the mart partitions of exactly the days it touched, "
-        "one run per contiguous range."
+        "Builds the days in the rebuild ledger (loaded, not yet built: a DSP report, or a run "
+        "that died) in one run, when no other run is building marts."
     ),
 )
-def marts_after_raw_load_sensor(context: dg.SensorEvaluationContext):
-    """Reads new raw materializations after the cursor (an event storage id) and requests runs."""
-    cursor = int(context.cursor) if context.cursor else 0
-    records = [
-        record
-        for key in RAW_SOURCES
-        for record in context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, after_storage_id=cursor),
-            limit=_BATCH,
-            ascending=True,
-        ).records
+def pending_rebuilds_sensor(context: dg.SensorEvaluationContext, folders: DataFolders):
+    """One run on the newest pending day's partition: it builds every pending day."""
+    building = [
+        run
+        for run in context.instance.get_runs(dg.RunsFilter(statuses=_ACTIVE), limit=50)
+        if run.job_name in BUILDING_JOBS
     ]
-    if not records:
-        return dg.SkipReason("no new raw data")
-    newest = max(record.storage_id for record in records)
-    by_refresh = _runs_started_by_refresh(context.instance, {r.run_id for r in records})
-    days: set[date] = set()
-    for record in records:
-        if record.run_id not in by_refresh:
-            days.update(days_touched(record.asset_materialization.metadata))
+    if building:
+        return dg.SkipReason(f"run {building[0].run_id} builds marts now")
+    pending = _read_pending(folders.warehouse_path)
+    if pending is None:
+        return dg.SkipReason("the warehouse is being written (or does not exist yet)")
     first, last = partition_bounds()
-    inside, outside = clamp_days(days, first, last)
-    if outside:
-        context.log.warning(
-            f"{len(outside)} day(s) outside the partitions {first}..{last} are not rebuilt: "
-            f"{outside[0]}..{outside[-1]} (see MUSIC_ANALYTICS_START_DATE)"
-        )
-    context.update_cursor(str(newest))
-    return [
-        dg.RunRequest(
-            run_key=f"marts:{start.isoformat()}:{end.isoformat()}:{newest}",
-            tags=partition_range_tags(start, end),
-        )
-        for start, end in contiguous_ranges(inside)
-    ]
+    plan = plan_build(
+        pending,
+        selected_models=set().union(*MODELS_BY_SOURCE.values()),
+        models_by_source=MODELS_BY_SOURCE,
+        first=first,
+        last=last,
+    )
+    if plan.outside:
+        context.log.warning(outside_message(plan.outside, first, last))
+    if not plan.days:
+        return dg.SkipReason("nothing pending")
+    return dg.RunRequest(run_key=f"pending:{plan.up_to}", partition_key=plan.days[-1].isoformat())

@@ -9,7 +9,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from music_analytics.defs.resources import DataFolders, SpotifyApi, open_warehouse
-from music_analytics.lib.core.landing import reject_file
+from music_analytics.lib.core.landing import landing_files, reject_file
 from music_analytics.lib.core.warehouse import ensure_raw_tables, table_row_count
 from music_analytics.lib.spotify.client import (
     SpotifyApiError,
@@ -18,7 +18,6 @@ from music_analytics.lib.spotify.client import (
 )
 from music_analytics.lib.spotify.history import (
     SpotifyHistoryError,
-    list_history_files,
     read_history_file,
 )
 from music_analytics.lib.spotify.load import (
@@ -181,17 +180,19 @@ def spotify_history_files(
     Imported files move to archive/spotify_history/; unreadable ones to landing's rejected/.
     """
     landing = folders.spotify_history_landing
-    paths = [Path(p) for p in config.paths] or list_history_files(landing)
+    paths = [Path(p) for p in config.paths] or landing_files(landing, "spotify")
     loaded = duplicates = plays = already = quarantined = 0
     days: set = set()
-    failures: list[str] = []
+    failures: dict[str, str] = {}
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)
         for path in paths:
             try:
                 files = read_history_file(path)
             except SpotifyHistoryError as exc:
-                failures.append(str(exc))
+                # Handled: set aside with its reason; the other files still import.
+                failures[str(path)] = str(exc)
+                context.log.warning(str(exc))
                 if path.parent == landing:
                     reject_file(path, str(exc))
                 continue
@@ -220,6 +221,8 @@ def spotify_history_files(
             "plays_loaded": plays,
             "plays_already_loaded": already,
             "days_touched": dg.MetadataValue.json(sorted(d.isoformat() for d in days)),
+            "files_rejected": len(failures),
+            "rejected": dg.MetadataValue.json(failures),
             "dagster/row_count": history_total,
         },
     )
@@ -227,11 +230,6 @@ def spotify_history_files(
         asset_key=RAW_SPOTIFY_HISTORY_QUARANTINE,
         metadata={"rows_quarantined": quarantined, "dagster/row_count": quarantine_total},
     )
-    if failures:
-        raise dg.Failure(
-            description=f"{len(failures)} export file(s) could not be read: " + "; ".join(failures),
-            allow_retries=False,
-        )
 
 
 def _metadata_spec(key: dg.AssetKey, description: str) -> dg.AssetSpec:

@@ -1,29 +1,37 @@
 """Spotify jobs, the poll schedule and the sensor that imports dropped exports."""
 
+import hashlib
 import json
 
 import dagster as dg
 
+from music_analytics.defs.orchestration.jobs import with_downstream_marts
+from music_analytics.defs.partitions import newest_partition_key
 from music_analytics.defs.resources import DataFolders
 from music_analytics.defs.spotify.assets import (
     spotify_history_files,
     spotify_metadata,
     spotify_plays,
 )
-from music_analytics.lib.core.landing import file_run_key, settled_files
+from music_analytics.lib.core.landing import file_run_key, landing_files, settled_files
 from music_analytics.lib.core.settings import Settings, SettingsError
-from music_analytics.lib.spotify.history import list_history_files
 
 spotify_poll_job = dg.define_asset_job(
     "spotify_poll_job",
-    selection=dg.AssetSelection.assets(spotify_plays, spotify_metadata),
-    description="Poll the listener's recently-played plays, then fetch metadata of new tracks.",
+    selection=with_downstream_marts(spotify_plays, spotify_metadata),
+    description=(
+        "Poll the listener's recently-played plays, fetch metadata of new tracks, then rebuild "
+        "the marts of the days with new plays (nothing when no play is new)."
+    ),
 )
 
 spotify_history_job = dg.define_asset_job(
     "spotify_history_job",
-    selection=dg.AssetSelection.assets(spotify_history_files, spotify_metadata),
-    description="Import Spotify privacy-export files, then fetch metadata of new tracks.",
+    selection=with_downstream_marts(spotify_history_files, spotify_metadata),
+    description=(
+        "Import Spotify privacy-export files, fetch metadata of new tracks, then rebuild the "
+        "marts of every day imported, in one dbt run however many years the export spans."
+    ),
 )
 
 
@@ -58,7 +66,10 @@ def build_spotify_poll_schedule(settings: Settings) -> dg.ScheduleDefinition:
                 "run `music-analytics spotify-auth`"
             )
         tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
-        return dg.RunRequest(run_key=f"spotify-poll:{tick}")
+        return dg.RunRequest(
+            run_key=f"spotify-poll:{tick}",
+            partition_key=newest_partition_key(context.scheduled_execution_time),
+        )
 
     return spotify_poll_schedule
 
@@ -73,16 +84,20 @@ def build_spotify_poll_schedule(settings: Settings) -> dg.ScheduleDefinition:
     ),
 )
 def spotify_history_sensor(context: dg.SensorEvaluationContext, folders: DataFolders):
-    """One run per settled file; imported files leave the landing folder."""
+    """One run per batch of settled files (a lifetime export's JSON files build together);
+    imported files leave the landing folder."""
     previous: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
-    files = list_history_files(folders.spotify_history_landing)
+    files = landing_files(folders.spotify_history_landing, "spotify")
     ready, seen = settled_files(files, previous, folders.file_stable_seconds)
-    for path in ready:
-        yield dg.RunRequest(
-            run_key=file_run_key(path),
-            run_config=dg.RunConfig(
-                ops={spotify_history_files.op.name: {"config": {"paths": [str(path)]}}}
-            ),
-            tags={"music_analytics/spotify_export": path.name},
-        )
     context.update_cursor(json.dumps(seen))
+    if not ready:
+        return dg.SkipReason("no new settled export file")
+    keys = "\n".join(file_run_key(path) for path in ready)
+    return dg.RunRequest(
+        run_key="spotify-export:" + hashlib.sha256(keys.encode()).hexdigest()[:16],
+        partition_key=newest_partition_key(),  # the marts step also builds the days imported
+        run_config=dg.RunConfig(
+            ops={spotify_history_files.op.name: {"config": {"paths": [str(p) for p in ready]}}}
+        ),
+        tags={"music_analytics/spotify_export_files": str(len(ready))},
+    )

@@ -1,20 +1,40 @@
-"""Every dbt model as a daily-partitioned asset, dbt tests as asset checks."""
+"""Every dbt model as a daily-partitioned asset, dbt tests as asset checks.
+
+One step builds the marts and their exports: it plans the days (lib/core/plans.py), runs one
+`dbt build` for all of them, writes the rebuilt days' Parquet exports and the BI database,
+and only then clears the days it built from the rebuild ledger. Every run builds its
+partition (or range) and whatever the ledger holds for the selected models, in one dbt
+invocation however sparse the days: the sensors, the schedule and `refresh` start runs on
+the newest day they know of, and the other days built are reported as materializations of
+their own partitions.
+"""
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from datetime import date, timedelta
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
-from music_analytics.defs.partitions import daily_partitions, dbt_partition_vars
-from music_analytics.defs.resources import dbt_project
+from music_analytics.defs.partitions import daily_partitions, partition_bounds
+from music_analytics.defs.resources import DataFolders, dbt_project, open_warehouse
+from music_analytics.defs.serving.exports import MARTS, export_built_days
+from music_analytics.lib.core.crash_points import crash_point
+from music_analytics.lib.core.manifest import models_by_rebuild_source
+from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
+from music_analytics.lib.core.rebuild_ledger import clear_pending, read_pending
+from music_analytics.lib.core.warehouse import ensure_raw_tables
 
 if not dbt_project.manifest_path.exists():
     raise FileNotFoundError(
         f"dbt manifest {dbt_project.manifest_path} is missing: run `make manifest` "
         "(or any make target), or start the UI with `make dev`, which prepares it."
     )
+
+MODELS_BY_SOURCE = models_by_rebuild_source(dbt_project.manifest_path)
 
 
 class MusicAnalyticsTranslator(DagsterDbtTranslator):
@@ -34,6 +54,58 @@ class MusicAnalyticsTranslator(DagsterDbtTranslator):
         ).merge_attributes(kinds={"duckdb"})
 
 
+class MartBuildConfig(dg.Config):
+    """Days to build besides the run's partitions and the pending ones."""
+
+    days: list[str] = Field(
+        default_factory=list,
+        description="YYYY-MM-DD days to rebuild too, e.g. the daily schedule's look-back.",
+    )
+
+
+def _window_days(context: dg.AssetExecutionContext) -> set[date]:
+    window = context.partition_time_window
+    return set(days_between(window.start.date(), (window.end - timedelta(days=1)).date()))
+
+
+def _plan(context: dg.AssetExecutionContext, config: MartBuildConfig, conn) -> BuildPlan:
+    first, last = partition_bounds()
+    return plan_build(
+        read_pending(conn),
+        selected_models={key.path[-1] for key in context.selected_asset_keys},
+        models_by_source=MODELS_BY_SOURCE,
+        first=first,
+        last=last,
+        extra_days=_window_days(context) | {date.fromisoformat(d) for d in config.days},
+    )
+
+
+def _with_other_days(
+    context: dg.AssetExecutionContext, events: Iterator[Any], plan: BuildPlan
+) -> Iterator[Any]:
+    """dbt's events, and for each incremental mart built one materialization per day built
+    outside the run's partitions, so the UI's partition status shows every day built."""
+    window = _window_days(context)
+    others = [day.isoformat() for day in plan.days if day not in window]
+    for event in events:
+        yield event
+        if others and isinstance(event, dg.Output):
+            key = context.asset_key_for_output(event.output_name)
+            if key.path[-1] in MARTS:
+                for day in others:
+                    yield dg.AssetMaterialization(
+                        asset_key=key, partition=day, metadata=event.metadata
+                    )
+
+
+def _crash_while_dbt_runs(events: Iterator[Any]) -> Iterator[Any]:
+    """The crash tests' point `dbt`: after dbt's first result, while it builds the rest."""
+    for number, event in enumerate(events):
+        if number == 1:
+            crash_point("dbt")
+        yield event
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     project=dbt_project,
@@ -43,8 +115,34 @@ class MusicAnalyticsTranslator(DagsterDbtTranslator):
     pool="duckdb",
     name="dbt_daily_models",
 )
-def dbt_daily_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Build the selected models and their tests for the run's partition range, one dbt call."""
-    dbt_vars = dbt_partition_vars(context.partition_time_window)
-    context.log.info(f"dbt build for {dbt_vars['min_date']}..{dbt_vars['max_date']}")
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+def dbt_daily_models(
+    context: dg.AssetExecutionContext,
+    config: MartBuildConfig,
+    dbt: DbtCliResource,
+    warehouse: DuckDBResource,
+    folders: DataFolders,
+):
+    """Build the planned days of the selected models in one dbt call, export them, then clear
+    them from the rebuild ledger."""
+    with open_warehouse(warehouse) as conn:
+        ensure_raw_tables(conn)
+        plan = _plan(context, config, conn)
+    if plan.outside:
+        first, last = partition_bounds()
+        context.log.warning(outside_message(plan.outside, first, last))
+    if not plan.days:
+        context.log.info("nothing to build: no pending day for the selected models")
+        return
+    context.log.info(
+        f"dbt build of {len(plan.days)} day(s) ({plan.days[0]}..{plan.days[-1]}) in "
+        f"{len(plan.day_ranges)} range(s)"
+    )
+    invocation = dbt.cli(
+        ["build", "--vars", json.dumps({"day_ranges": plan.day_ranges})], context=context
+    )
+    yield from _with_other_days(context, _crash_while_dbt_runs(invocation.stream()), plan)
+    built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
+    with open_warehouse(warehouse) as conn:
+        yield from export_built_days(conn, folders, sorted(built), plan.days)
+        cleared = clear_pending(conn, plan.sources, plan.days, plan.up_to)
+    context.log.info(f"rebuild ledger: {cleared} entr(ies) cleared for {sorted(plan.sources)}")

@@ -1,4 +1,5 @@
-"""Landing folders: listing what waits there and setting aside what cannot be loaded."""
+"""Landing folders: where each source's files are dropped, the one scan of each folder, and
+setting aside what cannot be loaded."""
 
 from __future__ import annotations
 
@@ -8,13 +9,36 @@ from pathlib import Path
 
 REJECTED = "rejected"
 
+# The files each landing folder takes (lower-case name endings).
+LANDING_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "events": (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz"),
+    "dsp": (".zip",),
+    "spotify": (".json", ".zip"),
+}
+LANDING_FOLDERS = {"events": "events", "dsp": "dsp", "spotify": "spotify_history"}
 
-def list_report_zips(folder: Path) -> list[Path]:
-    """Report ZIPs waiting directly in a landing folder, oldest first (rejected/ is skipped)."""
+
+def landing_folder(home: Path | str, source: str) -> Path:
+    """Where files of `source` (events | dsp | spotify) are dropped under a home."""
+    return Path(home) / "landing" / LANDING_FOLDERS[source]
+
+
+def landing_files(folder: Path, source: str) -> list[Path]:
+    """The files of `source` waiting directly in `folder`, oldest first (then by name).
+
+    Only the top level: `rejected/` and other sub-folders are not entered. Names starting with
+    a dot (copy and editor temporaries, the folder's ledger) are skipped.
+    """
+    folder = Path(folder)
     if not folder.is_dir():
         return []
-    zips = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() == ".zip"]
-    return sorted(zips, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    suffixes = LANDING_SUFFIXES[source]
+    files = [
+        path
+        for path in folder.iterdir()
+        if not path.name.startswith(".") and path.name.lower().endswith(suffixes) and path.is_file()
+    ]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 def reject_file(path: Path, reason: str) -> Path:

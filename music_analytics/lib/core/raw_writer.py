@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.rebuild_ledger import record_pending
 
 _HASH_CHUNK = 8 << 20
@@ -82,6 +83,7 @@ def raw_transaction(
     try:
         yield write
         record_pending(conn, source, write.days, write.load_id, write.loaded_at)
+        crash_point("raw_load")
         conn.execute("commit")
     except duckdb.Error as exc:
         conn.execute("rollback")

@@ -50,6 +50,12 @@ class PendingRebuilds:
     def __bool__(self) -> bool:
         return bool(self.days_by_source)
 
+    def restricted_to(self, days: Iterable[date]) -> PendingRebuilds:
+        """Only the pending days among `days` (e.g. a partition range being built)."""
+        keep = frozenset(days)
+        kept = {s: d & keep for s, d in self.days_by_source.items() if d & keep}
+        return PendingRebuilds(kept, self.up_to)
+
 
 def record_pending(
     conn: duckdb.DuckDBPyConnection,

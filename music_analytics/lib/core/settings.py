@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from music_analytics.lib.core.landing import landing_folder
 from music_analytics.lib.dsp.report_zip import ZipLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -19,7 +20,7 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 DEFAULTS = {
     "MUSIC_ANALYTICS_HOME": "./data",
-    "MUSIC_ANALYTICS_START_DATE": "2025-01-01",
+    "MUSIC_ANALYTICS_START_DATE": "2008-01-01",  # Spotify launched in 2008: lifetime exports fit
     "MUSIC_ANALYTICS_DAILY_CRON": "0 2 * * *",
     "MUSIC_ANALYTICS_LOOKBACK_DAYS": "3",
     "MUSIC_ANALYTICS_FILE_STABLE_SECONDS": "5",
@@ -47,21 +48,6 @@ DEFAULTS = {
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
-
-
-def events_landing(home: Path | str) -> Path:
-    """Where event files are dropped under a MUSIC_ANALYTICS_HOME."""
-    return Path(home) / "landing" / "events"
-
-
-def dsp_landing(home: Path | str) -> Path:
-    """Where report ZIPs downloaded by hand are dropped under a MUSIC_ANALYTICS_HOME."""
-    return Path(home) / "landing" / "dsp"
-
-
-def spotify_history_landing(home: Path | str) -> Path:
-    """Where Spotify's privacy export (the ZIP or its JSON files) is dropped."""
-    return Path(home) / "landing" / "spotify_history"
 
 
 def dsp_archive(home: Path | str) -> Path:
@@ -150,7 +136,7 @@ class Settings:
 
     @property
     def spotify_history_landing(self) -> Path:
-        return spotify_history_landing(self.home)
+        return landing_folder(self.home, "spotify")
 
     @property
     def dsp_api_configured(self) -> bool:
@@ -158,7 +144,7 @@ class Settings:
 
     @property
     def dsp_landing(self) -> Path:
-        return dsp_landing(self.home)
+        return landing_folder(self.home, "dsp")
 
     @property
     def zip_limits(self) -> ZipLimits:
@@ -174,7 +160,7 @@ class Settings:
 
     @property
     def events_landing(self) -> Path:
-        return events_landing(self.home)
+        return landing_folder(self.home, "events")
 
     @property
     def exports_dir(self) -> Path:

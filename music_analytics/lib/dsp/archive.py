@@ -34,6 +34,16 @@ class ArchivedReport:
     archived_at: str
 
 
+INCOMING = ".incoming"  # downloads in progress, moved into the archive once validated
+
+
+def incoming_path(archive: Path, dsp: str, day: date) -> Path:
+    """Where a report being downloaded from the API is written (its folder is created)."""
+    folder = archive / INCOMING
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{dsp}-{day.isoformat()}.zip"
+
+
 def partition_folder(archive: Path, dsp: str, day: date) -> Path:
     """The archive folder of one (dsp, date) partition."""
     return archive / dsp / day.isoformat()

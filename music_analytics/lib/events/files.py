@@ -18,7 +18,6 @@ from music_analytics.lib.core.raw_writer import file_sha256, raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.events.validation import VALID_COLUMNS, event_validation_sql
 
-EVENT_FILE_SUFFIXES = (".ndjson", ".jsonl", ".ndjson.gz", ".jsonl.gz")
 _MAX_LINE_BYTES = 16 << 20
 
 
@@ -39,19 +38,6 @@ class FileLoadResult:
     rows_quarantined: int = 0
     days_touched: list[date] = field(default_factory=list)
     duplicate_of: str | None = None
-
-
-def is_event_file(path: Path) -> bool:
-    """True for `*.ndjson`, `*.jsonl` and their `.gz` forms."""
-    return path.is_file() and path.name.lower().endswith(EVENT_FILE_SUFFIXES)
-
-
-def list_event_files(folder: Path) -> list[Path]:
-    """Event files waiting in a landing folder, oldest first (then by name)."""
-    if not folder.is_dir():
-        return []
-    files = [p for p in folder.iterdir() if is_event_file(p)]
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 def content_sha256(path: Path) -> str:

@@ -630,24 +630,3 @@ def play_key(play: HistoryPlay) -> str:
         what = [play.kind if play.kind != "video" else "podcast", *names]
     parts = json.dumps([stamp, what, play.ms_played], ensure_ascii=False)
     return hashlib.sha256(parts.encode()).hexdigest()
-
-
-def list_history_files(folder: Path) -> list[Path]:
-    """History .json files and export .zip files waiting in a landing folder, oldest first.
-
-    Only the folder's top level is listed (sub-folders such as `rejected/` are not entered,
-    so a file the importer moves away is not listed again); names starting with a dot
-    (editor and copy temporaries) are skipped. Drop the ZIP as Spotify sent it, or the
-    history JSON files themselves, not an unpacked folder.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = [
-        path
-        for path in folder.iterdir()
-        if not path.name.startswith(".")
-        and path.suffix.lower() in (".json", ".zip")
-        and path.is_file()
-    ]
-    return sorted(found, key=lambda p: (p.stat().st_mtime_ns, p.name))

@@ -11,7 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from music_analytics.lib.events.files import EventFileError, list_event_files, load_event_file
+from music_analytics.lib.core.landing import landing_files
+from music_analytics.lib.events.files import EventFileError, load_event_file
 from music_analytics_tests.conftest import event, write_lines
 
 
@@ -124,5 +125,5 @@ def test_empty_file_is_recorded_and_skipped_next_time(conn, tmp_path):
 def test_list_event_files_picks_only_event_suffixes(tmp_path):
     for name in ("a.ndjson", "b.jsonl", "c.ndjson.gz", "d.jsonl.gz", "e.json", "f.csv", "g.tmp"):
         (tmp_path / name).write_text("")
-    names = sorted(p.name for p in list_event_files(tmp_path))
+    names = sorted(p.name for p in landing_files(tmp_path, "events"))
     assert names == ["a.ndjson", "b.jsonl", "c.ndjson.gz", "d.jsonl.gz"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from music_analytics.lib.core.landing import landing_files
 from music_analytics.lib.spotify.history import (
     HistoryFile,
     HistoryPlay,
@@ -20,7 +21,6 @@ from music_analytics.lib.spotify.history import (
     QuarantinedRow,
     SpotifyHistoryError,
     detect_shape,
-    list_history_files,
     play_key,
     read_history_file,
 )
@@ -456,8 +456,8 @@ def test_list_history_files_skips_dotfiles_and_folders(tmp_path: Path) -> None:
     wanted = [tmp_path / "endsong_0.json", tmp_path / "my_spotify_data.ZIP"]
     for path in wanted:
         path.write_text("[]")
-    assert sorted(list_history_files(tmp_path)) == sorted(wanted)
-    assert list_history_files(tmp_path / "missing") == []
+    assert sorted(landing_files(tmp_path, "spotify")) == sorted(wanted)
+    assert landing_files(tmp_path / "missing", "spotify") == []
 
 
 def test_empty_history_file_has_no_plays(tmp_path: Path) -> None:

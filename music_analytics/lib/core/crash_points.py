@@ -1,0 +1,22 @@
+"""Named points where the crash tests SIGKILL the running process, to prove recovery.
+
+With MUSIC_ANALYTICS_CRASH_AT=<point> in its environment, a process that reaches that point
+kills its whole process group with SIGKILL (dbt's subprocess included), as `kill -9` or a
+power cut would, at exactly that moment. Unset (always, outside the tests), a point does
+nothing.
+"""
+
+import os
+import signal
+
+CRASH_AT = "MUSIC_ANALYTICS_CRASH_AT"
+POINTS = ("raw_load", "dbt", "export")  # inside a raw transaction; while dbt runs; mid-export
+
+
+def crash_point(name: str) -> None:
+    """SIGKILL this process group here when MUSIC_ANALYTICS_CRASH_AT names this point."""
+    if os.environ.get(CRASH_AT) != name:
+        return
+    if os.getpgrp() == os.getpid():  # a session of its own: take the children with it
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
