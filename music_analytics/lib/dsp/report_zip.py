@@ -5,10 +5,9 @@ A report is a ZIP with one member, `analytics-report-YYYY-MM-DD.json`, holding
 A report can hold 100,000+ records, and a ZIP can come from anywhere (a hand drop in the
 landing folder), so:
 
-- the archive is checked before a byte is decompressed: one regular, unencrypted, stored or
-  deflated member with the expected name and no path components, a declared size under the
-  cap and a sane compression ratio; and since headers can lie, the member stream is counted
-  as it is read;
+- the archive is checked before a byte is decompressed (lib/core/zip_safety.py: no path
+  components or links, no overlapping entries, the size and ratio caps, and a counted member
+  stream since headers can lie), and it must hold exactly one member with the expected name;
 - nothing is extracted to disk and the JSON is never held whole: ijson (yajl2_c) reads `meta`
   and then yields `data` one record at a time.
 
@@ -19,9 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import stat
-import zipfile
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,31 +27,24 @@ from typing import Any
 
 import ijson
 
+from music_analytics.lib.core.zip_safety import (
+    DEFAULT_LIMITS,
+    CountingReader,
+    SafeZip,
+    UnsafeZipError,
+    ZipLimits,
+    open_safe_zip,
+)
 from music_analytics.lib.dsp.catalog import SUPPORTED_DSP_IDS, dsp_by_id
 
 MEMBER_NAME_RE = re.compile(r"analytics-report-([0-9]{4}-[0-9]{2}-[0-9]{2})\.json")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _HASH_CHUNK = 8 << 20
-_READ_CHUNK = 256 << 10
 _REDOWNLOAD = "request the report again from the API (or drop a fresh copy)"
-# What a broken archive raises while its member is read: zipfile's own errors (bad CRC,
-# bad headers), zlib's for a corrupt deflate stream, EOFError for a truncated one.
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
 
 
 class DspReportFileError(ValueError):
     """A DSP report file cannot be used; the message names the file, the problem and a fix."""
-
-
-@dataclass(frozen=True)
-class ZipLimits:
-    """Caps that keep a hostile or broken ZIP from exhausting memory or disk (a ZIP bomb)."""
-
-    max_uncompressed_bytes: int = 1024 * 1024 * 1024
-    max_ratio: float = 100.0
-
-
-DEFAULT_LIMITS = ZipLimits()
 
 
 @dataclass(frozen=True)
@@ -83,126 +72,61 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-class _CountingReader:
-    """A read-only view of the member stream that fails once more bytes come out than allowed.
-
-    zipfile trusts the central directory, and a crafted archive can declare a small size and
-    inflate to far more; counting what actually comes out is the last line of defence.
-    """
-
-    def __init__(self, stream: Any, limit: int, path: Path, member: str) -> None:
-        self._stream = stream
-        self._limit = limit
-        self._path = path
-        self._member = member
-        self.bytes_read = 0
-
-    def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = _READ_CHUNK
-        data = self._stream.read(min(size, self._limit - self.bytes_read + 1))
-        self.bytes_read += len(data)
-        if self.bytes_read > self._limit:
-            raise _error(
-                self._path,
-                f"{self._member} inflates to more than {self._limit} bytes, more than its header "
-                "declares or the size cap allows (a ZIP bomb or a corrupt archive)",
-                "do not load it; ask the sender for a new file",
-            )
-        return data
+_ADVICE = {
+    "size": "if the report is genuine, raise the cap (DSP_REPORT_MAX_MB)",
+    "ratio": "do not load it unless you trust the sender (the cap is DSP_REPORT_MAX_RATIO)",
+}
+_UNSAFE = "do not load it; ask the sender for a new file"
 
 
-def _check_member(archive: zipfile.ZipFile, path: Path, limits: ZipLimits) -> tuple[Any, date]:
-    """The single member and the date in its name, after every check that needs no reading."""
-    members = archive.infolist()
-    if len(members) != 1:
-        names = ", ".join(repr(m.filename) for m in members[:5]) or "none"
-        raise _error(
-            path,
-            f"expected exactly one member analytics-report-YYYY-MM-DD.json, found "
-            f"{len(members)} ({names})",
-        )
-    info = members[0]
-    # orig_filename is the name as stored (zipfile cuts `filename` at a NUL byte).
-    for name in {info.filename, info.orig_filename}:
-        if "/" in name or "\\" in name or ".." in name or "\x00" in name:
-            raise _error(
-                path,
-                f"member name {name!r} has path components; only a bare "
-                "analytics-report-YYYY-MM-DD.json is accepted",
-                "do not load it; ask the sender for a new file",
-            )
-    mode = info.external_attr >> 16
-    if info.is_dir() or stat.S_ISDIR(mode):
-        raise _error(path, f"member {info.filename!r} is a directory, not the report JSON")
-    if stat.S_ISLNK(mode):
-        raise _error(
-            path,
-            f"member {info.filename!r} is a symbolic link, not the report JSON",
-            "do not load it; ask the sender for a new file",
-        )
-    match = MEMBER_NAME_RE.fullmatch(info.filename)
-    member_date = _parse_date(match.group(1)) if match else None
-    if member_date is None:
-        raise _error(
-            path, f"member {info.filename!r} is not named analytics-report-YYYY-MM-DD.json"
-        )
-    if info.flag_bits & 0x1:
-        raise _error(path, f"member {info.filename!r} is encrypted; reports are never encrypted")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-        raise _error(
-            path,
-            f"member {info.filename!r} uses compression method {info.compress_type}; "
-            "only stored (0) and deflated (8) are accepted",
-        )
-    if info.file_size > limits.max_uncompressed_bytes:
-        raise _error(
-            path,
-            f"member {info.filename!r} declares {info.file_size} uncompressed bytes, over the "
-            f"cap of {limits.max_uncompressed_bytes}",
-            "if the report is genuine, raise the cap (DSP_REPORT_MAX_MB)",
-        )
-    ratio = info.file_size / max(info.compress_size, 1)
-    if ratio > limits.max_ratio:
-        raise _error(
-            path,
-            f"member {info.filename!r} declares a compression ratio of {ratio:.0f}:1, over the "
-            f"cap of {limits.max_ratio:g}:1 (a ZIP bomb?)",
-            "do not load it unless you trust the sender (the cap is DSP_REPORT_MAX_RATIO)",
-        )
-    return info, member_date
+def _unsafe(path: Path, exc: UnsafeZipError) -> DspReportFileError:
+    """The ZIP-safety verdict as a DspReportFileError, with the advice for this source."""
+    return _error(
+        path, exc.problem, _ADVICE.get(exc.reason, _UNSAFE if exc.hostile else _REDOWNLOAD)
+    )
+
+
+def _is_report_name(name: str) -> bool:
+    match = MEMBER_NAME_RE.fullmatch(name)
+    return match is not None and _parse_date(match.group(1)) is not None
 
 
 @contextmanager
-def _archive(path: Path, limits: ZipLimits) -> Iterator[tuple[zipfile.ZipFile, Any, date]]:
-    """The open archive, its checked member and the member's date."""
+def _archive(path: Path, limits: ZipLimits) -> Iterator[tuple[SafeZip, str, date]]:
+    """The checked archive, its one member and the member's date; ZIP-safety errors named."""
     path = Path(path)
     if not path.is_file():
         raise _error(path, f"no such file {path}", "check the path")
     try:
-        archive = zipfile.ZipFile(path)
-    except _ARCHIVE_ERRORS as exc:
-        raise _error(path, f"not a readable ZIP file ({exc})") from None
-    with archive:
-        info, member_date = _check_member(archive, path, limits)
-        yield archive, info, member_date
+        with open_safe_zip(path, limits, expected_members=_is_report_name) as archive:
+            names = archive.names()
+            if len(names) != 1:
+                listed = ", ".join(repr(n) for n in names[:5])
+                raise _error(
+                    path,
+                    f"expected exactly one member analytics-report-YYYY-MM-DD.json, found "
+                    f"{len(names)} ({listed})",
+                )
+            [member] = names
+            if not _is_report_name(member):
+                raise _error(
+                    path, f"member {member!r} is not named analytics-report-YYYY-MM-DD.json"
+                )
+            if member not in archive.members():
+                raise _error(path, f"member {member!r} is a directory, not the report JSON")
+            yield archive, member, date.fromisoformat(MEMBER_NAME_RE.fullmatch(member).group(1))
+    except UnsafeZipError as exc:
+        raise _unsafe(path, exc) from None
 
 
 @contextmanager
-def _member_stream(
-    archive: zipfile.ZipFile, info: Any, path: Path, limits: ZipLimits
-) -> Iterator[_CountingReader]:
-    """The member's decompressed bytes behind a counter; archive and JSON errors translated."""
-    limit = min(info.file_size, limits.max_uncompressed_bytes)
+def _member_stream(archive: SafeZip, member: str, path: Path) -> Iterator[CountingReader]:
+    """The member's decompressed bytes behind a counter; JSON errors translated."""
     try:
-        with archive.open(info) as raw:
-            yield _CountingReader(raw, limit, path, info.filename)
-    except DspReportFileError:
-        raise
+        with archive.open_member(member) as stream:
+            yield stream
     except ijson.JSONError as exc:
-        raise _error(path, f"{info.filename} is not valid JSON: {_first_line(exc)}") from None
-    except _ARCHIVE_ERRORS as exc:
-        raise _error(path, f"the archive is corrupt or truncated ({exc})") from None
+        raise _error(path, f"{member} is not valid JSON: {_first_line(exc)}") from None
 
 
 def _first_line(exc: Exception) -> str:
@@ -244,7 +168,7 @@ class _Head:
     data_event: str | None = None  # the first event of `data`: start_array, start_map, string...
 
 
-def _scan_head(stream: _CountingReader) -> _Head:
+def _scan_head(stream: CountingReader) -> _Head:
     """Parse the top level until both meta and the start of data are seen, or the end.
 
     Only the parts of the document before `data` starts go through Python events, so this is
@@ -289,7 +213,7 @@ def _build_value(events: Iterator[tuple[str, str, Any]]) -> Any:
     raise ijson.JSONError("the document ends inside a value")
 
 
-def _meta_after_data(stream: _CountingReader) -> Any:
+def _meta_after_data(stream: CountingReader) -> Any:
     for meta in ijson.items(stream, "meta", use_float=True):
         return meta
     return _MISSING
@@ -373,19 +297,19 @@ def read_report_meta(
     inside the parser. Raises DspReportFileError for any problem.
     """
     path = Path(path)
-    with _archive(path, limits) as (archive, info, member_date):
-        with _member_stream(archive, info, path, limits) as stream:
+    with _archive(path, limits) as (archive, member, member_date):
+        with _member_stream(archive, member, path) as stream:
             head = _scan_head(stream)
         raw = head.meta
         if raw is _MISSING and head.data_event is not None:
-            with _member_stream(archive, info, path, limits) as stream:
+            with _member_stream(archive, member, path) as stream:
                 raw = _meta_after_data(stream)
-    meta = _check_meta(raw, path, info.filename, member_date, expected_dsp_id, expected_date)
-    _check_data_type(head, path, info.filename)
+    meta = _check_meta(raw, path, member, member_date, expected_dsp_id, expected_date)
+    _check_data_type(head, path, member)
     if head.data_event is None and meta.total_records > 0:
         raise _error(
             path,
-            f"{info.filename} has no data array but meta.total_records is "
+            f"{member} has no data array but meta.total_records is "
             f"{meta.total_records}: the report is incomplete",
         )
     return meta
@@ -402,11 +326,11 @@ def iter_report_records(
     end also checks the rest of the JSON and the member's CRC. Raises DspReportFileError.
     """
     path = Path(path)
-    with _archive(path, limits) as (archive, info, _):
-        with _member_stream(archive, info, path, limits) as stream:
+    with _archive(path, limits) as (archive, member, _):
+        with _member_stream(archive, member, path) as stream:
             head = _scan_head(stream)
-        _check_data_type(head, path, info.filename)
-        with _member_stream(archive, info, path, limits) as stream:
+        _check_data_type(head, path, member)
+        with _member_stream(archive, member, path) as stream:
             yield from ijson.items(stream, "data.item", use_float=True)
 
 
