@@ -230,13 +230,16 @@ def _is_folder(info: zipfile.ZipInfo) -> bool:
 
 def _path_problem(name: str, allow_folders: bool) -> str | None:
     """Why a stored member name is refused, or None."""
-    if not allow_folders:
-        if "/" in name or "\\" in name or ".." in name or "\x00" in name:
-            return f"member name {name!r} has path components; only a bare file name is accepted"
-        return None
-    if "\x00" in name or "\\" in name or name.startswith("/") or _DRIVE_RE.match(name):
-        return f"member name {name!r} is an absolute path or climbs out with `..`"
-    if ".." in PurePosixPath(name).parts:
+    climbs = (
+        "\x00" in name
+        or "\\" in name
+        or name.startswith("/")
+        or _DRIVE_RE.match(name) is not None
+        or ".." in PurePosixPath(name).parts
+    )
+    if not allow_folders and (climbs or "/" in name or ".." in name):
+        return f"member name {name!r} has path components; only a bare file name is accepted"
+    if climbs:
         return f"member name {name!r} is an absolute path or climbs out with `..`"
     return None
 
