@@ -16,10 +16,8 @@ from music_analytics.lib.spotify.client import (
     SpotifyAuthError,
     SpotifyRateLimited,
 )
-from music_analytics.lib.spotify.history import (
-    SpotifyHistoryError,
-    read_history_file,
-)
+from music_analytics.lib.spotify.history import read_history_file
+from music_analytics.lib.spotify.history_shapes import SpotifyHistoryError
 from music_analytics.lib.spotify.load import (
     artists_missing_metadata,
     import_history_file,

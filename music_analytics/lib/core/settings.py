@@ -13,7 +13,7 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 from music_analytics.lib.core.landing import landing_folder
-from music_analytics.lib.dsp.report_zip import ZipLimits
+from music_analytics.lib.core.zip_safety import ZipLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"

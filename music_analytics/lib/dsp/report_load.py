@@ -31,11 +31,10 @@ import pandas as pd
 
 from music_analytics.lib.core.raw_writer import file_sha256, raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
+from music_analytics.lib.core.zip_safety import DEFAULT_LIMITS, ZipLimits
 from music_analytics.lib.dsp.catalog import dsp_by_key
 from music_analytics.lib.dsp.report_zip import (
-    DEFAULT_LIMITS,
     ReportMeta,
-    ZipLimits,
     check_record_count,
     iter_report_records,
     read_report_meta,

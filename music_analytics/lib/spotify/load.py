@@ -308,7 +308,7 @@ def record_poll(conn: duckdb.DuckDBPyConnection, page: Any, *, after_ms: int | N
 
 def _play_key(play: Any) -> str:
     """The export play's identity across files (lib/spotify_history.play_key)."""
-    from music_analytics.lib.spotify.history import play_key
+    from music_analytics.lib.spotify.history_shapes import play_key
 
     return play_key(play)
 

@@ -14,10 +14,11 @@ import duckdb
 import pytest
 
 from music_analytics.lib.core.raw_writer import file_sha256
+from music_analytics.lib.core.zip_safety import ZipLimits
 from music_analytics.lib.dsp import report_load as dsp_report_load
 from music_analytics.lib.dsp.catalog import DSP_KEYS
 from music_analytics.lib.dsp.report_load import load_report_zip
-from music_analytics.lib.dsp.report_zip import DspReportFileError, ZipLimits
+from music_analytics.lib.dsp.report_zip import DspReportFileError
 from music_analytics.lib.dsp.sample import build_report, write_report_zip
 from music_analytics_tests.spec_records import SPOTIFY
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import io
 import json
-import stat
 import zipfile
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from music_analytics.lib.core.zip_safety import ZipLimits
 from music_analytics.lib.dsp.report_zip import (
     DspReportFileError,
     ReportMeta,
-    ZipLimits,
-    _CountingReader,
     iter_report_records,
     read_report_meta,
     validate_report_zip,
@@ -94,7 +91,7 @@ def test_empty_reports(tmp_path):
     assert list(iter_report_records(no_data)) == []
 
 
-# --- archive problems ---------------------------------------------------------------------
+# --- archive problems (the checks themselves: lib/core/test_zip_safety.py) --------------------
 
 
 def good_zip(path: Path) -> Path:
@@ -106,24 +103,6 @@ def test_not_a_zip_and_missing_file(tmp_path):
     path.write_bytes(b"PK\x03\x04 definitely not a zip")
     expect_error(path, "not a readable ZIP file")
     expect_error(tmp_path / "absent.zip", "no such file")
-
-
-def test_truncated_zip(tmp_path):
-    path = good_zip(tmp_path / "report.zip")
-    path.write_bytes(path.read_bytes()[:-30])
-    expect_error(path, "not a readable ZIP file")
-
-
-def test_corrupt_member_data_fails_on_crc(tmp_path):
-    text = json.dumps({"meta": meta(), "data": records()})
-    path = tmp_path / "report.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr(MEMBER, text)
-    raw = bytearray(path.read_bytes())
-    at = raw.index(b'"track_id": 5001')
-    raw[at + 13 : at + 16] = b"999"  # still valid JSON, so only the CRC can tell
-    path.write_bytes(bytes(raw))
-    expect_error(path, "corrupt or truncated", "CRC")
 
 
 def test_two_members(tmp_path):
@@ -148,6 +127,22 @@ def test_member_with_path_components(tmp_path, name):
     expect_error(path, "path components")
 
 
+def test_overlapping_entries_are_refused_as_a_crafted_file(tmp_path):
+    path = good_zip(tmp_path / "report.zip")
+    raw = bytearray(path.read_bytes())
+    central = raw.index(b"PK\x01\x02")
+    # The one entry now claims more compressed bytes than lie before the central directory.
+    raw[central + 20 : central + 24] = (central + 1).to_bytes(4, "little")
+    path.write_bytes(bytes(raw))
+    expect_error(path, "overlaps the central directory", "ask the sender for a new file")
+
+
+def test_empty_archive(tmp_path):
+    path = tmp_path / "report.zip"
+    zipfile.ZipFile(path, "w").close()
+    expect_error(path, "no members")
+
+
 def test_member_with_wrong_name(tmp_path):
     path = zip_text(tmp_path / "report.zip", "{}", "analytics-report-2026-3-28.json")
     expect_error(path, "is not named analytics-report-YYYY-MM-DD.json")
@@ -155,37 +150,11 @@ def test_member_with_wrong_name(tmp_path):
     expect_error(path, "is not named")
 
 
-def test_symlink_member(tmp_path):
-    path = tmp_path / "report.zip"
-    info = zipfile.ZipInfo(MEMBER)
-    info.external_attr = (stat.S_IFLNK | 0o777) << 16
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr(info, "/etc/passwd")
-    expect_error(path, "symbolic link")
-
-
 def test_directory_member(tmp_path):
     path = tmp_path / "report.zip"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr(zipfile.ZipInfo("analytics-report-2026-03-28.json/"), "")
     expect_error(path, "path components")
-
-
-def test_encrypted_member(tmp_path):
-    path = good_zip(tmp_path / "report.zip")
-    raw = bytearray(path.read_bytes())
-    # Set the "encrypted" bit of the general purpose flags in both headers.
-    raw[raw.index(b"PK\x03\x04") + 6] |= 0x1
-    raw[raw.index(b"PK\x01\x02") + 8] |= 0x1
-    path.write_bytes(bytes(raw))
-    expect_error(path, "encrypted")
-
-
-def test_unsupported_compression(tmp_path):
-    path = tmp_path / "report.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_BZIP2) as archive:
-        archive.writestr(MEMBER, json.dumps({"meta": meta(), "data": records()}))
-    expect_error(path, "compression method 12")
 
 
 def bomb(path: Path) -> Path:
@@ -196,7 +165,7 @@ def bomb(path: Path) -> Path:
 
 def test_zip_bomb_by_ratio(tmp_path):
     path = bomb(tmp_path / "report.zip")
-    expect_error(path, "compression ratio", "over the cap of 100:1")
+    expect_error(path, "compression ratio", "over the cap of 100:1", "DSP_REPORT_MAX_RATIO")
     # With generous caps it is a valid (empty) report.
     assert validate_report_zip(path, limits=ZipLimits(max_ratio=10_000)).total_records == 0
 
@@ -204,16 +173,12 @@ def test_zip_bomb_by_ratio(tmp_path):
 def test_zip_bomb_by_size(tmp_path):
     path = bomb(tmp_path / "report.zip")
     expect_error(
-        path, "declares", "over the cap of 1000000", limits=ZipLimits(1_000_000, max_ratio=1e9)
+        path,
+        "declares",
+        "over the cap of 1000000",
+        "raise the cap (DSP_REPORT_MAX_MB)",
+        limits=ZipLimits(1_000_000, max_ratio=1e9),
     )
-
-
-def test_counting_reader_stops_at_the_limit(tmp_path):
-    reader = _CountingReader(io.BytesIO(b"x" * 100), 60, tmp_path / "r.zip", MEMBER)
-    assert reader.read(0) == b""
-    assert reader.read(50) == b"x" * 50
-    with pytest.raises(DspReportFileError, match="inflates to more than 60 bytes"):
-        reader.read(50)
 
 
 # --- JSON and meta problems ---------------------------------------------------------------

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from music_analytics.lib.core.landing import landing_files
-from music_analytics.lib.spotify.history import (
+from music_analytics.lib.core.zip_safety import SPOTIFY_EXPORT_LIMITS, ZipLimits
+from music_analytics.lib.spotify.history import read_history_file
+from music_analytics.lib.spotify.history_shapes import (
     HistoryFile,
     HistoryPlay,
-    HistoryZipLimits,
     QuarantinedRow,
     SpotifyHistoryError,
     detect_shape,
     play_key,
-    read_history_file,
 )
 
 EXTENDED_ROW = {
@@ -393,16 +393,21 @@ def test_zip_with_symlink_is_rejected(tmp_path: Path) -> None:
         read_history_file(path)
 
 
+def limits(**caps: float) -> ZipLimits:
+    """Spotify's export limits with some caps changed."""
+    return dataclasses.replace(SPOTIFY_EXPORT_LIMITS, **caps)
+
+
 def test_zip_bomb_is_rejected_by_caps(tmp_path: Path) -> None:
     rows = [EXTENDED_ROW] * 2_000
     path = _zip(
         tmp_path / "bomb.zip", {"Streaming_History_Audio_2024_0.json": json.dumps(rows).encode()}
     )
     with pytest.raises(SpotifyHistoryError, match="over the cap"):
-        read_history_file(path, limits=HistoryZipLimits(max_member_bytes=10_000))
+        read_history_file(path, limits=limits(max_member_bytes=10_000))
     with pytest.raises(SpotifyHistoryError, match="ratio"):
-        read_history_file(path, limits=HistoryZipLimits(max_ratio=5))
-    assert len(read_history_file(path, limits=HistoryZipLimits(max_ratio=1000))[0].plays) == 2000
+        read_history_file(path, limits=limits(max_ratio=5))
+    assert len(read_history_file(path, limits=limits(max_ratio=1000))[0].plays) == 2000
 
 
 def test_member_that_inflates_past_its_declared_size_is_rejected(tmp_path: Path) -> None:

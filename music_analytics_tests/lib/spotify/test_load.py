@@ -28,7 +28,7 @@ from music_analytics.lib.spotify.load import (
 
 # The parser's and the client's own classes when they exist; plain stand-ins otherwise.
 try:
-    from music_analytics.lib.spotify.history import (
+    from music_analytics.lib.spotify.history_shapes import (
         HistoryFile,
         HistoryPlay,
         QuarantinedRow,

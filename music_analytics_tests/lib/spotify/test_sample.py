@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from music_analytics.lib.spotify.history import play_key, read_history_file
+from music_analytics.lib.spotify.history import read_history_file
+from music_analytics.lib.spotify.history_shapes import play_key
 from music_analytics.lib.spotify.sample import (
     ACCOUNT_FOLDER,
     ENDSONG_FOLDER,
