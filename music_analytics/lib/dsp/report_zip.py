@@ -48,7 +48,6 @@ from music_analytics.lib.dsp.report_meta import (
 )
 
 MEMBER_NAME_RE = re.compile(r"analytics-report-([0-9]{4}-[0-9]{2}-[0-9]{2})\.json")
-_HASH_CHUNK = 8 << 20
 
 
 _ADVICE = {
