@@ -26,7 +26,8 @@ from music_analytics.lib.core.settings import (
     events_landing,
     spotify_history_landing,
 )
-from music_analytics.lib.dsp.api_client import DEFAULT_POLL_DELAYS, DspReportClient
+from music_analytics.lib.dsp.api_client import DspReportClient
+from music_analytics.lib.dsp.api_polling import DEFAULT_POLL_DELAYS
 from music_analytics.lib.dsp.pending_reports import PendingReports
 from music_analytics.lib.dsp.report_zip import ZipLimits
 from music_analytics.lib.spotify.client import SpotifyPlaysClient
