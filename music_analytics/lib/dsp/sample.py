@@ -33,7 +33,7 @@ from random import Random
 from typing import Any
 
 from music_analytics.lib.dsp.catalog import DSP_KEYS, dsp_by_key
-from music_analytics.lib.events.sample import COUNTRY_WEIGHTS
+from music_analytics.lib.events.sample_catalogue import COUNTRY_WEIGHTS
 
 DEFAULT_CATALOG_SIZE = 2_000
 GENERATED_BY = 42
