@@ -464,7 +464,7 @@ def _load(port: int, token: str, filters: dict, clients: int, seconds: float) ->
 
 def _event_batch(rng: random.Random, batch: int) -> bytes:
     """EVENT_BATCH_ROWS valid events in the seed's schema, as NDJSON."""
-    from music_analytics.lib.events.sample import COUNTRY_WEIGHTS, GENRE_WEIGHTS
+    from music_analytics.lib.events.sample_catalogue import COUNTRY_WEIGHTS, GENRE_WEIGHTS
 
     genres, countries = list(GENRE_WEIGHTS), list(COUNTRY_WEIGHTS)
     devices = ("mobile", "desktop", "smart_speaker", "tablet", "tv")

@@ -64,9 +64,9 @@ def cmd_spotify_auth(args: argparse.Namespace) -> int:
     """The one-time OAuth authorization-code flow, for a machine without a browser."""
     import os
 
-    from music_analytics.lib.spotify.client import (
+    from music_analytics.lib.spotify.errors import SpotifyApiError
+    from music_analytics.lib.spotify.oauth import (
         DEFAULT_SCOPES,
-        SpotifyApiError,
         authorization_url,
         exchange_code,
         new_state,

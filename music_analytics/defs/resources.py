@@ -22,7 +22,8 @@ from pydantic import Field
 from music_analytics.lib.core.landing import landing_folder
 from music_analytics.lib.core.settings import DBT_PROJECT_DIR, Settings, dsp_archive
 from music_analytics.lib.core.zip_safety import ZipLimits
-from music_analytics.lib.dsp.api_client import DEFAULT_POLL_DELAYS, DspReportClient
+from music_analytics.lib.dsp.api_client import DspReportClient
+from music_analytics.lib.dsp.api_polling import DEFAULT_POLL_DELAYS
 from music_analytics.lib.dsp.pending_reports import PendingReports
 from music_analytics.lib.spotify.client import SpotifyPlaysClient
 

@@ -19,7 +19,8 @@ from music_analytics.defs.partitions import dsp_partition_key
 from music_analytics.defs.resources import DataFolders, build_dsp_api, build_resources
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.dsp.archive import current_report
-from music_analytics.lib.dsp.sample import build_report, write_report_zip
+from music_analytics.lib.dsp.sample import write_report_zip
+from music_analytics.lib.dsp.sample_report import build_report
 from music_analytics_tests.conftest import query
 from music_analytics_tests.fakes.dsp_api import FakeDspApi, build_report_zip, sample_records
 

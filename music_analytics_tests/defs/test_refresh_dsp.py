@@ -6,7 +6,8 @@ from datetime import date
 import dagster as dg
 import pytest
 
-from music_analytics.lib.dsp.sample import build_report, write_report_zip
+from music_analytics.lib.dsp.sample import write_report_zip
+from music_analytics.lib.dsp.sample_report import build_report
 from music_analytics.refresh import refresh
 from music_analytics_tests.conftest import module_home, query
 from music_analytics_tests.fakes.dsp_api import FakeDspApi, sample_records

@@ -21,7 +21,7 @@ from music_analytics.defs.dsp_reports.checks import (
 from music_analytics.defs.partitions import dsp_daily_partitions, dsp_partition
 from music_analytics.defs.resources import DataFolders, DspApi, open_warehouse
 from music_analytics.lib.core.landing import reject_file
-from music_analytics.lib.dsp.api_client import (
+from music_analytics.lib.dsp.api_errors import (
     DspApiError,
     DspApiUnavailable,
     DspDownloadError,

@@ -11,7 +11,7 @@ from pydantic import Field
 from music_analytics.defs.resources import DataFolders, SpotifyApi, open_warehouse
 from music_analytics.lib.core.landing import landing_files, reject_file
 from music_analytics.lib.core.warehouse import ensure_raw_tables, table_row_count
-from music_analytics.lib.spotify.client import (
+from music_analytics.lib.spotify.errors import (
     SpotifyApiError,
     SpotifyAuthError,
     SpotifyRateLimited,

@@ -11,7 +11,7 @@ Three inputs land here, each in its own tables (see lib/warehouse.py):
 - track, artist and audio-feature details fetched for ids that have none yet (`save_*`).
 
 Each call is one transaction: everything it writes lands, or nothing does. The objects come
-from lib/spotify_client.py and lib/spotify_history.py and are read by attribute only.
+from lib/spotify/plays.py and lib/spotify/history_shapes.py and are read by attribute only.
 """
 
 from __future__ import annotations

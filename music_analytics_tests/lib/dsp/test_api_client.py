@@ -14,19 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from music_analytics.lib.dsp.api_client import (
-    DEFAULT_POLL_DELAYS,
+from music_analytics.lib.dsp.api_client import DspReportClient
+from music_analytics.lib.dsp.api_errors import (
     DspApiError,
     DspApiUnavailable,
     DspAuthError,
     DspDownloadError,
-    DspReportClient,
     DspReportFailed,
     DspReportTimeout,
     DspUnsupportedDsp,
-    ReportStatus,
-    redact_url,
 )
+from music_analytics.lib.dsp.api_polling import DEFAULT_POLL_DELAYS
 from music_analytics.lib.dsp.pending_reports import PendingReports
 from music_analytics_tests.fakes.dsp_api import FakeDspApi
 
@@ -470,16 +468,6 @@ def test_no_token_or_signature_in_logs_errors_or_reprs(api, client, tmp_path, ca
         message = record.getMessage()
         assert api.token not in message, message
         assert "X-Amz-Signature" not in message and "SECRETSIG" not in message, message
-
-
-def test_redact_url_keeps_scheme_host_and_path():
-    url = "https://user:pw@bucket.s3.amazonaws.com:8443/r/6.zip?X-Amz-Signature=abc&X-Amz-Date=1"
-    assert redact_url(url) == "https://bucket.s3.amazonaws.com:8443/r/6.zip"
-
-
-def test_report_status_repr_hides_the_download_url():
-    status = ReportStatus(6, 1, DAY, "completed", download_url="https://s3/x?X-Amz-Signature=s")
-    assert "X-Amz-Signature" not in repr(status) and "report_id=6" in repr(status)
 
 
 # --- construction --------------------------------------------------------------------------

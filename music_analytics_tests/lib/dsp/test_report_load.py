@@ -19,7 +19,8 @@ from music_analytics.lib.dsp import report_load as dsp_report_load
 from music_analytics.lib.dsp.catalog import DSP_KEYS
 from music_analytics.lib.dsp.report_load import load_report_zip
 from music_analytics.lib.dsp.report_zip import DspReportFileError
-from music_analytics.lib.dsp.sample import build_report, write_report_zip
+from music_analytics.lib.dsp.sample import write_report_zip
+from music_analytics.lib.dsp.sample_report import build_report
 from music_analytics_tests.spec_records import SPOTIFY
 
 DAY = date(2026, 3, 28)

@@ -17,7 +17,8 @@ from music_analytics.lib.dsp.report_zip import (
     read_report_meta,
     validate_report_zip,
 )
-from music_analytics.lib.dsp.sample import build_report, write_report_zip
+from music_analytics.lib.dsp.sample import write_report_zip
+from music_analytics.lib.dsp.sample_report import build_report
 
 DAY = date(2026, 3, 28)
 MEMBER = "analytics-report-2026-03-28.json"

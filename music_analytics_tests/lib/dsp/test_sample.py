@@ -10,11 +10,8 @@ import pytest
 
 from music_analytics.lib.dsp.catalog import DSP_KEYS, dsp_by_key
 from music_analytics.lib.dsp.report_zip import validate_report_zip
-from music_analytics.lib.dsp.sample import (
-    build_report,
-    generate_dsp_reports,
-    write_report_zip,
-)
+from music_analytics.lib.dsp.sample import generate_dsp_reports, write_report_zip
+from music_analytics.lib.dsp.sample_report import build_report
 
 DAY = date(2026, 3, 28)
 # The aggregated total and the per-country field that must add up to it, per DSP.

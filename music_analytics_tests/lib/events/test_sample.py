@@ -12,13 +12,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from music_analytics.lib.events import sample as sample_events
-from music_analytics.lib.events.sample import (
+from music_analytics.lib.events import sample_lines
+from music_analytics.lib.events.sample import SampleSummary, generate_events
+from music_analytics.lib.events.sample_catalogue import (
     COUNTRY_WEIGHTS,
     DEVICE_WEIGHTS,
     GENRE_WEIGHTS,
-    SampleSummary,
-    generate_events,
 )
 from music_analytics.lib.events.validation import EVENT_FIELDS, event_validation_sql
 
@@ -398,7 +397,7 @@ def test_busy_hours_are_written_in_slices_without_losing_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An hour holding more than a slice's worth (8,192; 100 here, to stay fast) is split."""
-    monkeypatch.setattr(sample_events, "_CHUNK_LINES", 100)
+    monkeypatch.setattr(sample_lines, "_CHUNK_LINES", 100)
     summary = generate_events(tmp_path / "sliced", start=START, days=2, events_per_day=10_000)
     parsed = parse(summary)
     assert summary.events == len(parsed.events) == 20_000 - summary.malformed_lines

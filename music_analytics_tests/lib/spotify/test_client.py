@@ -7,17 +7,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from music_analytics.lib.spotify.client import (
+from music_analytics.lib.spotify.client import SpotifyPlaysClient
+from music_analytics.lib.spotify.errors import (
     SpotifyApiError,
     SpotifyAuthError,
-    SpotifyPlaysClient,
     SpotifyQuotaExceeded,
     SpotifyRateLimited,
     SpotifyUnavailable,
-    authorization_url,
-    exchange_code,
-    new_state,
 )
+from music_analytics.lib.spotify.oauth import authorization_url, exchange_code, new_state
 from music_analytics_tests.fakes.spotify_api import FakeSpotify
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -224,41 +222,6 @@ def test_other_4xx_is_not_retried(fake, client, sleeps):
     with pytest.raises(SpotifyApiError) as info:
         client.recently_played(None)
     assert not info.value.retryable and "Bad limit" in str(info.value) and sleeps == []
-
-
-def test_authorization_round_trip(fake):
-    state = new_state()
-    url = authorization_url("cid", REDIRECT, state=state, accounts_base_url=fake.accounts_base_url)
-    assert url.startswith(fake.accounts_base_url + "/authorize?")
-    redirected = fake.approve(url)
-    assert fake.authorize_requests[-1]["scope"] == "user-read-recently-played"
-    accounts = fake.accounts_base_url
-    refresh = exchange_code(
-        "cid", "secret", REDIRECT, redirected, state=state, accounts_base_url=accounts
-    )
-    assert refresh == fake.refresh_token and fake.code_exchanges == 1
-    with pytest.raises(SpotifyAuthError, match="spotify-auth"):  # codes work once
-        exchange_code(
-            "cid", "secret", REDIRECT, redirected, accounts_base_url=fake.accounts_base_url
-        )
-
-
-@pytest.mark.parametrize(
-    ("pasted", "match"),
-    [
-        ("", "empty"),
-        (f"{REDIRECT}?error=access_denied&state=s1", "declined"),
-        ("http://example.com/other?code=c&state=s1", "redirect URI"),
-        (f"{REDIRECT}?state=s1", "no `code`"),
-        (f"{REDIRECT}?code=c&state=other", "state"),
-    ],
-)
-def test_exchange_code_rejects_bad_urls(fake, pasted, match):
-    with pytest.raises(ValueError, match=match):
-        exchange_code(
-            "cid", "secret", REDIRECT, pasted, state="s1", accounts_base_url=fake.accounts_base_url
-        )
-    assert fake.requests["token"] == 0
 
 
 def test_no_secret_in_logs_or_errors(fake, client, caplog, sleeps):

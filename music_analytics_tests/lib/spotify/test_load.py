@@ -94,7 +94,7 @@ except ImportError:
 
 
 try:
-    from music_analytics.lib.spotify.client import RecentPage, RecentPlay
+    from music_analytics.lib.spotify.plays import RecentPage, RecentPlay
 except ImportError:
 
     @dataclass(frozen=True)
