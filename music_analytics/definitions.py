@@ -11,6 +11,7 @@ from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.orchestration.run_recovery import dead_runs_sensor
 from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
 from music_analytics.defs.orchestration.sensors import pending_rebuilds_sensor
+from music_analytics.defs.partitions import with_start_date
 from music_analytics.defs.resources import build_resources
 from music_analytics.defs.serving.exports import export_specs
 from music_analytics.defs.spotify.assets import (
@@ -29,19 +30,20 @@ from music_analytics.lib.core.settings import Settings
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """All assets, jobs, schedules and sensors, with resources pointing at `settings.home`."""
+    """All assets, jobs, schedules and sensors, with resources pointing at `settings.home` and
+    partitions starting at `settings.start_date`; the settings are read here, not at import."""
     settings = settings or Settings.from_env()
+    assets = [
+        stream_event_files,
+        dsp_report_zips,
+        dsp_report_tables,
+        spotify_plays,
+        spotify_history_files,
+        spotify_metadata,
+        dbt_daily_models,
+    ]
     return dg.Definitions(
-        assets=[
-            stream_event_files,
-            dsp_report_zips,
-            dsp_report_tables,
-            spotify_plays,
-            spotify_history_files,
-            spotify_metadata,
-            dbt_daily_models,
-            *export_specs,
-        ],
+        assets=[*with_start_date(assets, settings.start_date), *export_specs],
         jobs=[
             event_ingest_job,
             dsp_report_job,
@@ -68,4 +70,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     )
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What `dagster dev` and the code server load: the settings of their environment."""
+    return build_definitions()

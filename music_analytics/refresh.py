@@ -148,7 +148,7 @@ def _ingest_events(defs, instance, paths: list[Path], summary: RefreshSummary, l
 
 def _plan_marts(settings: Settings, extra_days: list[date]) -> BuildPlan:
     """The build the marts run will make: every pending day and the days asked for."""
-    first, last = partition_bounds()
+    first, last = partition_bounds(settings.start_date)
     with duckdb.connect(str(settings.warehouse_path)) as conn:
         ensure_raw_tables(conn)
         pending = read_pending(conn)
@@ -207,7 +207,7 @@ def refresh(
     set_pool_limits(instance, settings)
     summary = RefreshSummary(dead_runs_failed=fail_dead_runs(instance))
     defs = build_definitions(settings)
-    first, last = partition_bounds()
+    first, last = partition_bounds(settings.start_date)
     explicit: list[date] = []
     if start or end:
         start, end = start or first, end or last

@@ -82,7 +82,7 @@ def refresh_dsp_reports(
 ) -> DspRefreshResult:
     """Load the settled ZIPs `landed` in landing/dsp/ and the API's reports of `api_days`."""
     result = DspRefreshResult()
-    first, last = partition_bounds()
+    first, last = partition_bounds(settings.start_date)
     landed_reports, result.rejected = sort_landed_reports(landed, settings.zip_limits, first, last)
     reports = [
         _ReportToLoad(dsp_partition_key(r.day, r.dsp), str(r.path)) for r in landed_reports

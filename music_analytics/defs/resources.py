@@ -10,6 +10,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -20,7 +21,12 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from music_analytics.lib.core.landing import landing_folder
-from music_analytics.lib.core.settings import DBT_PROJECT_DIR, Settings, dsp_archive
+from music_analytics.lib.core.settings import (
+    DBT_PROJECT_DIR,
+    DEFAULT_START_DATE,
+    Settings,
+    dsp_archive,
+)
 from music_analytics.lib.core.zip_safety import ZipLimits
 from music_analytics.lib.dsp.api_client import DspReportClient
 from music_analytics.lib.dsp.api_polling import DEFAULT_POLL_DELAYS
@@ -73,6 +79,7 @@ class DataFolders(dg.ConfigurableResource):
     """Where inputs land and outputs go, under MUSIC_ANALYTICS_HOME."""
 
     home: str
+    start_date: str = DEFAULT_START_DATE.isoformat()  # MUSIC_ANALYTICS_START_DATE
     file_stable_seconds: int = 5
     quarantine_warn_ratio: float = 0.05
     dsp_report_max_bytes: int = 1024 * 1024 * 1024
@@ -93,6 +100,11 @@ class DataFolders(dg.ConfigurableResource):
     @property
     def spotify_history_landing(self) -> Path:
         return landing_folder(self.home, "spotify")
+
+    @property
+    def first_day(self) -> date:
+        """The first daily partition."""
+        return date.fromisoformat(self.start_date)
 
     @property
     def warehouse_path(self) -> Path:
@@ -231,6 +243,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         ),
         "folders": DataFolders(
             home=str(settings.home),
+            start_date=settings.start_date.isoformat(),
             file_stable_seconds=settings.file_stable_seconds,
             quarantine_warn_ratio=settings.quarantine_warn_ratio,
             dsp_report_max_bytes=settings.dsp_report_max_bytes,

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from music_analytics.definitions import build_definitions
+from music_analytics.lib.core.settings import Settings
 
 
 def test_definitions_load_with_every_object(settings):
@@ -141,3 +142,15 @@ def test_exports_are_written_by_the_marts_step_not_on_their_own(settings):
     export = graph.get(dg.AssetKey(["exports", "top_tracks_daily"]))
     assert not export.is_executable
     assert export.parent_keys == {dg.AssetKey(["marts", "top_tracks_daily"])}
+
+
+def test_partitions_start_at_the_setting_read_by_build_definitions(settings, monkeypatch):
+    """No setting is read at import: build_definitions gives every asset the start date."""
+    monkeypatch.setenv("MUSIC_ANALYTICS_START_DATE", "2020-05-01")
+    defs = build_definitions(Settings.from_env())
+    graph = defs.resolve_asset_graph()
+    for key in (["marts", "top_tracks_daily"], ["staging", "stg_events__streams"]):
+        assert graph.get(dg.AssetKey(key)).partitions_def.start.date().isoformat() == "2020-05-01"
+    dsp = graph.get(dg.AssetKey(["raw", "dsp_report_records"])).partitions_def
+    assert dsp.get_partition_keys()[0].startswith("2020-05-01|")
+    assert defs.resolve_job_def("daily_marts_job").partitions_def.start.year == 2020

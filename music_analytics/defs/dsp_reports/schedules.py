@@ -28,7 +28,7 @@ def build_dsp_reports_schedule(settings: Settings) -> dg.ScheduleDefinition:
         if not settings.dsp_api_configured:
             return dg.SkipReason("DSP_API_BASE_URL and DSP_API_TOKEN are not both set")
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
-        first, _ = partition_bounds(context.scheduled_execution_time)
+        first, _ = partition_bounds(settings.start_date, context.scheduled_execution_time)
         if yesterday < first:
             return dg.SkipReason(f"no partition before {yesterday} exists yet")
         return [

@@ -6,7 +6,6 @@ import dagster as dg
 
 from music_analytics.defs.dsp_reports.assets import dsp_report_tables, dsp_report_zips
 from music_analytics.defs.partitions import (
-    dsp_daily_partitions,
     dsp_partition_key,
     partition_bounds,
 )
@@ -21,7 +20,6 @@ from music_analytics.lib.dsp.landing import sort_landed_reports
 dsp_report_job = dg.define_asset_job(
     "dsp_report_job",
     selection=dg.AssetSelection.assets(dsp_report_zips, dsp_report_tables),
-    partitions_def=dsp_daily_partitions,
     description=(
         "Fetch (or pick up) one DSP's report for one day, archive it and load the raw DSP tables."
     ),
@@ -49,7 +47,7 @@ def dsp_landing_sensor(context: dg.SensorEvaluationContext, folders: DataFolders
     ready, seen = settled_files(
         landing_files(folders.dsp_landing, "dsp"), previous, folders.file_stable_seconds
     )
-    first, last = partition_bounds()
+    first, last = partition_bounds(folders.first_day)
     reports, rejected = sort_landed_reports(ready, folders.zip_limits, first, last)
     for reason in rejected:
         context.log.warning(f"{reason} (moved to {folders.dsp_landing / 'rejected'})")

@@ -29,7 +29,7 @@ def build_daily_marts_schedule(settings: Settings) -> dg.ScheduleDefinition:
         """One run over [yesterday - look-back, yesterday] (clipped to the partitions) and the
         ledger's pending days."""
         yesterday = context.scheduled_execution_time.date() - timedelta(days=1)
-        first_partition, _ = partition_bounds(context.scheduled_execution_time)
+        first_partition, _ = partition_bounds(settings.start_date, context.scheduled_execution_time)
         if yesterday < first_partition:
             return dg.SkipReason(f"no partition before {yesterday} exists yet")
         first = max(yesterday - timedelta(days=settings.lookback_days), first_partition)

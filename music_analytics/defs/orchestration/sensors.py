@@ -63,7 +63,7 @@ def pending_rebuilds_sensor(context: dg.SensorEvaluationContext, folders: DataFo
     pending = _read_pending(folders.warehouse_path)
     if pending is None:
         return dg.SkipReason("the warehouse is being written (or does not exist yet)")
-    first, last = partition_bounds()
+    first, last = partition_bounds(folders.first_day)
     plan = plan_build(
         pending,
         selected_models=set().union(*MODELS_BY_SOURCE.values()),

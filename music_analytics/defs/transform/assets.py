@@ -68,8 +68,8 @@ def _window_days(context: dg.AssetExecutionContext) -> set[date]:
     return set(days_between(window.start.date(), (window.end - timedelta(days=1)).date()))
 
 
-def _plan(context: dg.AssetExecutionContext, config: MartBuildConfig, conn) -> BuildPlan:
-    first, last = partition_bounds()
+def _plan(context: dg.AssetExecutionContext, config: MartBuildConfig, folders, conn) -> BuildPlan:
+    first, last = partition_bounds(folders.first_day)
     return plan_build(
         read_pending(conn),
         selected_models={key.path[-1] for key in context.selected_asset_keys},
@@ -126,9 +126,9 @@ def dbt_daily_models(
     them from the rebuild ledger."""
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)
-        plan = _plan(context, config, conn)
+        plan = _plan(context, config, folders, conn)
     if plan.outside:
-        first, last = partition_bounds()
+        first, last = partition_bounds(folders.first_day)
         context.log.warning(outside_message(plan.outside, first, last))
     if not plan.days:
         context.log.info("nothing to build: no pending day for the selected models")

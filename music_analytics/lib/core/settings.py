@@ -18,9 +18,10 @@ from music_analytics.lib.core.zip_safety import ZipLimits
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
+DEFAULT_START_DATE = date(2008, 1, 1)  # Spotify launched in 2008: lifetime exports fit
 DEFAULTS = {
     "MUSIC_ANALYTICS_HOME": "./data",
-    "MUSIC_ANALYTICS_START_DATE": "2008-01-01",  # Spotify launched in 2008: lifetime exports fit
+    "MUSIC_ANALYTICS_START_DATE": DEFAULT_START_DATE.isoformat(),
     "MUSIC_ANALYTICS_DAILY_CRON": "0 2 * * *",
     "MUSIC_ANALYTICS_LOOKBACK_DAYS": "3",
     "MUSIC_ANALYTICS_FILE_STABLE_SECONDS": "5",
