@@ -14,11 +14,10 @@ import duckdb
 import pytest
 
 from music_analytics.lib.spotify import load as spotify_load
-from music_analytics.lib.spotify.load import (
+from music_analytics.lib.spotify.history_load import import_history_file
+from music_analytics.lib.spotify.load import last_cursor, record_poll
+from music_analytics.lib.spotify.metadata_load import (
     artists_missing_metadata,
-    import_history_file,
-    last_cursor,
-    record_poll,
     save_artists,
     save_audio_features,
     save_tracks,

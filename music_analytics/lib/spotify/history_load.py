@@ -1,0 +1,203 @@
+"""Importing one file of Spotify's privacy export into raw.spotify_history (and its quarantine).
+
+A file whose bytes were imported before adds nothing, and a play already imported from another
+file (a re-packaged export) is not stored twice (`play_key`). One raw transaction per file:
+its rows, its raw.spotify_history_files row and the days it touched in the rebuild ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from music_analytics.lib.core.raw_writer import RawWrite
+from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
+from music_analytics.lib.spotify.load import (
+    HistoryImportResult,
+    SpotifyLoadError,
+    _frame,
+    _in_transaction,
+    _json_text,
+    _naive_utc,
+)
+
+# --- streaming-history import ------------------------------------------------------------------
+
+
+def _play_key(play: Any) -> str:
+    """The export play's identity across files (lib/spotify_history.play_key)."""
+    from music_analytics.lib.spotify.history_shapes import play_key
+
+    return play_key(play)
+
+
+_HISTORY_COLUMNS = (
+    ("ended_at", "t"),
+    ("ended_at_precision_seconds", "l"),
+    ("ms_played", "l"),
+    ("kind", "s"),
+    ("track_uri", "s"),
+    ("track_id", "s"),
+    ("track_name", "s"),
+    ("artist_name", "s"),
+    ("album_name", "s"),
+    ("episode_name", "s"),
+    ("show_name", "s"),
+    ("episode_uri", "s"),
+    ("audiobook_title", "s"),
+    ("audiobook_uri", "s"),
+    ("audiobook_chapter_uri", "s"),
+    ("audiobook_chapter_title", "s"),
+    ("platform", "s"),
+    ("conn_country", "s"),
+    ("reason_start", "s"),
+    ("reason_end", "s"),
+    ("shuffle", "b"),
+    ("skipped", "b"),
+    ("offline", "b"),
+    ("offline_timestamp", "t"),
+    ("incognito_mode", "b"),
+    ("shape", "s"),
+    ("play_key", "s"),
+    ("source_file", "s"),
+    ("member", "s"),
+    ("row_number", "l"),
+)
+_TIMESTAMPS = {"ended_at", "offline_timestamp"}
+
+
+def _history_frame(plays: Sequence[Any], history_file: Any) -> pd.DataFrame:
+    """The file's plays as columns; a play without its own shape/source/member takes the
+    file's."""
+    columns: dict[str, tuple[str, list[Any]]] = {}
+    defaults = {
+        "shape": getattr(history_file, "shape", None),
+        "source_file": str(history_file.source_file),
+        "member": getattr(history_file, "member", None),
+        "ended_at_precision_seconds": 1,
+    }
+    for name, kind in _HISTORY_COLUMNS:
+        if name == "play_key":
+            values = [_play_key(play) for play in plays]
+        elif name in _TIMESTAMPS:
+            values = [_naive_utc(getattr(play, name, None)) for play in plays]
+        else:
+            default = defaults.get(name)
+            values = [getattr(play, name, None) for play in plays]
+            if default is not None:
+                values = [default if v is None else v for v in values]
+            if name == "source_file":
+                values = [str(v) for v in values]
+        columns[name] = (kind, values)
+    return _frame(columns)
+
+
+def import_history_file(
+    conn: duckdb.DuckDBPyConnection, history_file: Any, *, now: datetime | None = None
+) -> HistoryImportResult:
+    """Import one export file (a `HistoryFile`: one JSON file or one ZIP member).
+
+    One transaction: a file whose content_sha256 is in raw.spotify_history_files is a
+    `duplicate` and writes nothing; otherwise its plays whose play_key is not stored yet
+    (the rest count as `plays_already_loaded`, as do repeats within the file), its quarantined
+    rows and its raw.spotify_history_files row are written. `days_touched` are the UTC days on
+    which the new plays started (ended_at - ms_played).
+    """
+    ensure_raw_tables(conn)
+    source_file = str(history_file.source_file)
+    member = getattr(history_file, "member", None)
+    name = f"{source_file}!{member}" if member else source_file
+    sha = history_file.content_sha256
+    if not sha:
+        raise SpotifyLoadError(f"cannot import Spotify export file {name}: no content hash")
+    plays = list(history_file.plays)
+    quarantined = list(history_file.quarantined)
+    history_rows = _history_frame(plays, history_file)
+    quarantine_rows = _frame(
+        {
+            "source_file": ("s", [str(q.source_file or source_file) for q in quarantined]),
+            "member": ("s", [getattr(q, "member", None) or member for q in quarantined]),
+            "row_number": ("l", [q.row_number for q in quarantined]),
+            "row_json": ("s", [_json_text(q.row_json) for q in quarantined]),
+            "error": ("s", [str(q.error) for q in quarantined]),
+        }
+    )
+    listed = ", ".join(name for name, _ in _HISTORY_COLUMNS)
+
+    def work(write: RawWrite) -> HistoryImportResult:
+        load_id, loaded_at = write.load_id, write.loaded_at
+        seen = conn.execute(
+            f"select load_id from {RAW_SCHEMA}.spotify_history_files where content_sha256 = ?",
+            [sha],
+        ).fetchone()
+        if seen is not None:
+            return HistoryImportResult(None, source_file, member, "duplicate")
+        loaded = 0
+        if plays:
+            # New keys only, and each key once (the first row of the file wins).
+            loaded = conn.execute(
+                f"insert into {RAW_SCHEMA}.spotify_history ({listed}, load_id, loaded_at) "
+                f"select {listed}, ?, ? from spotify_history_rows "
+                f"where play_key not in (select play_key from {RAW_SCHEMA}.spotify_history) "
+                "qualify row_number() over (partition by play_key order by row_number) = 1",
+                [load_id, loaded_at],
+            ).fetchone()[0]
+        if quarantined:
+            conn.execute(
+                f"insert into {RAW_SCHEMA}.spotify_history_quarantine (source_file, member, "
+                "row_number, row_json, error, load_id, loaded_at) "
+                "select source_file, member, row_number, row_json, error, ?, ? "
+                "from spotify_history_quarantine_rows",
+                [load_id, loaded_at],
+            )
+        conn.execute(
+            f"insert into {RAW_SCHEMA}.spotify_history_files (load_id, source_file, member, "
+            "content_sha256, shape, plays_loaded, plays_already_loaded, rows_quarantined, "
+            "loaded_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                load_id,
+                source_file,
+                member,
+                sha,
+                getattr(history_file, "shape", None) or "unknown",
+                loaded,
+                len(plays) - loaded,
+                len(quarantined),
+                loaded_at,
+            ],
+        )
+        days = conn.execute(
+            "select coalesce(list(distinct day order by day), []) from (select "
+            "cast(ended_at - to_milliseconds(ms_played) as date) as day "
+            f"from {RAW_SCHEMA}.spotify_history where load_id = ?)",
+            [load_id],
+        ).fetchone()[0]
+        new_tracks = conn.execute(
+            f"select distinct track_id from {RAW_SCHEMA}.spotify_history "
+            "where load_id = ? and kind = 'music' and track_id is not null and track_id not in "
+            f"(select track_id from {RAW_SCHEMA}.spotify_tracks) order by track_id",
+            [load_id],
+        ).fetchall()
+        write.touch(days)
+        return HistoryImportResult(
+            load_id=load_id,
+            source_file=source_file,
+            member=member,
+            status="loaded",
+            plays_loaded=loaded,
+            plays_already_loaded=len(plays) - loaded,
+            rows_quarantined=len(quarantined),
+            days_touched=list(days),
+            new_track_ids=[row[0] for row in new_tracks],
+        )
+
+    frames = {
+        "spotify_history_rows": history_rows,
+        "spotify_history_quarantine_rows": quarantine_rows,
+    }
+    loaded_at = _naive_utc(now) if now is not None else None
+    return _in_transaction(conn, f"Spotify export file {name}", work, frames, loaded_at=loaded_at)
