@@ -1,6 +1,7 @@
 """`kill -9` of a real `music-analytics refresh` at each crash point: the next refresh finishes
 on its own, and every mart, export and raw table equals a clean build of the same input."""
 
+import hashlib
 import os
 import shutil
 import signal
@@ -61,9 +62,18 @@ def refresh(home: Path, crash_at: str | None = None) -> subprocess.CompletedProc
     )
 
 
+def _checksum(rows: list[tuple]) -> tuple[int, str]:
+    """Row count and an order-independent checksum; floats to 9 significant digits (DuckDB's
+    parallel sums may differ in the last bit between two builds of the same rows)."""
+    shown = sorted(
+        repr(tuple(f"{v:.9g}" if isinstance(v, float) else v for v in row)) for row in rows
+    )
+    return len(shown), hashlib.md5("|".join(shown).encode()).hexdigest()
+
+
 def fingerprint(home: Path) -> dict[str, tuple]:
-    """Row count and an order-independent checksum of every mart and export, and the row
-    counts of the raw tables (whose lineage columns differ between homes)."""
+    """Every mart's and export's rows (count and checksum), and the raw tables' row counts
+    (their lineage columns differ between homes)."""
     result = {}
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         tables = conn.execute(
@@ -72,21 +82,20 @@ def fingerprint(home: Path) -> dict[str, tuple]:
         ).fetchall()
         for schema, table in tables:
             if schema == "marts":
-                sql = (
-                    f"select count(*), md5(coalesce(string_agg(r, '|' order by r), '')) from "
-                    f"(select cast(t as varchar) as r from marts.{table} as t)"
+                result[f"marts.{table}"] = _checksum(
+                    conn.execute(f"select * from marts.{table}").fetchall()
                 )
-            elif table == "pending_rebuilds":
-                sql = "select count(*) from raw.pending_rebuilds"
             else:
-                sql = f"select count(*) from raw.{table}"
-            result[f"{schema}.{table}"] = conn.execute(sql).fetchone()
+                result[f"raw.{table}"] = conn.execute(
+                    f"select count(*) from raw.{table}"
+                ).fetchone()
         for mart in sorted(p.name for p in (home / "exports").iterdir() if p.is_dir()):
             glob = str(home / "exports" / mart / "*" / "data.parquet")
-            result[f"exports.{mart}"] = conn.execute(
-                "select count(*), md5(coalesce(string_agg(r, '|' order by r), '')) from "
-                f"(select cast(t as varchar) as r from read_parquet('{glob}') as t)"
-            ).fetchone()
+            result[f"exports.{mart}"] = _checksum(
+                conn.execute(
+                    f"select * from read_parquet('{glob}', hive_partitioning = true)"
+                ).fetchall()
+            )
     return result
 
 

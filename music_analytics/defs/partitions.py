@@ -69,6 +69,14 @@ def partition_bounds(start: date, now: datetime | None = None) -> tuple[date, da
     return start, (now or datetime.now(UTC)).astimezone(UTC).date()
 
 
+def partition_range_tags(first: date, last: date) -> dict[str, str]:
+    """Run tags that make one run build every partition from first to last (inclusive)."""
+    return {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+
+
 def newest_partition_key(now: datetime | None = None) -> str:
     """Today's partition: the one an ingest run builds besides the days its load touched."""
     return (now or datetime.now(UTC)).astimezone(UTC).date().isoformat()
