@@ -9,10 +9,11 @@ from dagster_duckdb import DuckDBResource
 from music_analytics.defs.partitions import daily_partitions
 from music_analytics.defs.resources import DataFolders, dbt_project, open_warehouse
 from music_analytics.lib.core.exports import export_mart_days, write_bi_database
-from music_analytics.lib.core.manifest import daily_marts
+from music_analytics.lib.core.manifest import DailyMart, daily_marts
 
 
-def _export_spec(mart: str, date_column: str) -> dg.AssetSpec:
+def _export_spec(mart: str, partitioned_by: DailyMart) -> dg.AssetSpec:
+    date_column, per = partitioned_by.date_column, partitioned_by.grain
     return dg.AssetSpec(
         dg.AssetKey(["exports", mart]),
         deps=[dg.AssetKey(["marts", mart])],
@@ -21,7 +22,7 @@ def _export_spec(mart: str, date_column: str) -> dg.AssetSpec:
         partitions_def=daily_partitions,
         skippable=True,
         description=(
-            f"marts.{mart} as Parquet, one file a day: exports/{mart}/{date_column}=YYYY-MM-DD/"
+            f"marts.{mart} as Parquet, one file a {per}: exports/{mart}/{date_column}=YYYY-MM-DD/"
             "data.parquet, replaced atomically when the day is rebuilt; read through "
             "exports/bi.duckdb."
         ),
@@ -33,7 +34,7 @@ MARTS = daily_marts(dbt_project.manifest_path)
 
 @dg.multi_asset(
     name="mart_exports",
-    specs=[_export_spec(mart, column) for mart, column in MARTS.items()],
+    specs=[_export_spec(mart, partitioned_by) for mart, partitioned_by in MARTS.items()],
     can_subset=True,
     pool="duckdb",
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -51,7 +52,13 @@ def mart_exports(
             mart = key.path[-1]
             results.append(
                 export_mart_days(
-                    conn, exports, mart=mart, date_column=MARTS[mart], first=first, last=last
+                    conn,
+                    exports,
+                    mart=mart,
+                    date_column=MARTS[mart].date_column,
+                    first=first,
+                    last=last,
+                    grain=MARTS[mart].grain,
                 )
             )
     bi = write_bi_database(exports)
