@@ -1,12 +1,12 @@
 """`music-analytics serve`: the marts over HTTP, as Tinybird serves its pipes, plus a dashboard.
 
 Endpoints (all under a token but `/`, `/healthz`, `/openapi.json` and `/docs`):
-- `GET /v0/pipes/<pipe>.{json,csv,ndjson}`: a published pipe (lib/pipes.py).
+- `GET /v0/pipes/<pipe>.{json,csv,ndjson}`: a published pipe (server/pipes.py).
 - `GET /v0/sql?q=SELECT ...`: one read-only SELECT over the marts.
 - `POST /v0/events?name=music_streams[&wait=true]`: rows into the events landing folder.
 - `GET /v0/pipes`, `GET /v0/filters`: what there is, for clients and the dashboard.
 
-Readers use a read-only snapshot of the Parquet exports (lib/mart_snapshot.py), never the
+Readers use a read-only snapshot of the Parquet exports (server/snapshot.py), never the
 warehouse, so the server answers while a backfill holds the warehouse's write lock. Tokens and
 scopes are checked in auth.py, the events endpoint lives in events.py, and openapi.py adds the
 pipes' parameters and the token schemes to /openapi.json.
@@ -50,7 +50,7 @@ from music_analytics.server.read_only_sql import (
     run_sql,
     sql_scanned,
 )
-from music_analytics.server.snapshot import SnapshotSource
+from music_analytics.server.snapshot_source import SnapshotSource
 
 STATIC = Path(__file__).parent / "static"
 # The page runs only its own files: no inline script, no other host, even if data were hostile.

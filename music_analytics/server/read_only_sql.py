@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from music_analytics.server.pipes import QueryResult
+from music_analytics.server.pipe_specs import QueryResult, result_columns
 from music_analytics.server.snapshot import MartSnapshot
 
 MAX_SQL_CHARS = 20_000
@@ -77,7 +77,7 @@ def run_sql(snapshot: MartSnapshot, sql: str, limits: SqlLimits) -> QueryResult:
     try:
         # The limit goes into the query, so a huge result is never built, only its first rows.
         cursor.execute(f"select * from (\n{statement}\n) limit {limits.max_rows + 1}")
-        columns = [(d[0], str(d[1])) for d in cursor.description or []]
+        columns = result_columns(cursor.description or [])
         rows = cursor.fetchmany(limits.max_rows + 1)
     except duckdb.InterruptException:
         raise SqlTimeout(

@@ -1,23 +1,17 @@
 """Read-only snapshots of the exported marts, for the HTTP server's pipes and SQL.
 
 The server never opens the pipeline's warehouse (and so never waits on its write lock): it
-reads the Parquet exports. A snapshot copies every exported mart into a DuckDB file of its
-own, sorted by the date column so date filters skip most of it, then reopens that file
-read-only with file access limited to the exports folder and the configuration locked. SQL
-run on it can read the marts and nothing else: no other file, no network, no extension, no
-write, no setting.
-
-`SnapshotSource.current()` hands out the newest snapshot. When `exports/bi.duckdb` changes
-(every export run rewrites it), the next call starts building a new snapshot on a background
-thread and keeps serving the old one until the new one is ready; requests never wait on a
-rebuild after the first.
+reads the Parquet exports. A snapshot copies every exported mart as it is into a DuckDB file
+of its own, sorted by the date column (or `SORTED_BY`) so filters skip most of it, then reopens
+that file read-only with file access limited to the exports folder and the configuration
+locked. SQL run on it can read the marts and nothing else: no other file, no network, no
+extension, no write, no setting. It transforms nothing: every sum it serves was made by dbt
+(the top_tracks rollups are marts of their own); only the storage differs (`ENUM_COLUMNS`).
+snapshot_source keeps the newest snapshot as the exports change.
 """
 
 from __future__ import annotations
 
-import logging
-import shutil
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -29,14 +23,28 @@ from typing import TypeVar
 
 import duckdb
 
-from music_analytics.lib.core.exports import BI_DATABASE, exported_marts
-from music_analytics.server.pipe_rollups import ROLLUPS
+from music_analytics.lib.core.exports import exported_marts
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Too large to copy (a row per stream): served as a view over its Parquet files.
 VIEW_ONLY_MARTS = frozenset({"fct_streams"})
+# Sorted by country first, so that a country filter skips the other countries' row groups.
+SORTED_BY: dict[str, tuple[str, ...]] = {
+    "top_tracks_by_country_day": ("country", "stream_date"),
+    "top_tracks_by_country_month": ("country", "month"),
+}
+# Stored as an ENUM of the column's distinct values over these marts, in sorted order:
+# grouping by it costs what grouping by an integer key does (the top_tracks rollups group a
+# year of rows by track), ordering by it orders as the strings do, and it reads as a string.
+ENUM_COLUMNS: dict[str, tuple[str, ...]] = {
+    "track_id": (
+        "top_tracks_by_day",
+        "top_tracks_by_month",
+        "top_tracks_by_country_day",
+        "top_tracks_by_country_month",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class MartInfo:
     rows: int
     day_rows: dict[date, int] = field(default_factory=dict)
     day_bytes: dict[date, int] = field(default_factory=dict)  # uncompressed Parquet bytes
+    columns: tuple[str, ...] = ()
 
     def scanned(self, first: date, last: date) -> tuple[int, int]:
         """Rows and bytes of the days first..last: what a query over that range reads."""
@@ -68,7 +77,6 @@ class MartSnapshot:
     version: tuple
     built_at: float
     path: Path | None = None
-    unusable: dict[str, str] = field(default_factory=dict)  # mart -> why its pipes cannot run
     filters: dict = field(default_factory=dict)
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _lookups: dict = field(default_factory=dict, repr=False)
@@ -102,12 +110,18 @@ class MartSnapshot:
             cursor = self._local.cursor = self.conn.cursor()
         return cursor
 
-    def lookup(self, table: str) -> dict:
-        """A small table as {first column: (the other columns)}, read once per snapshot."""
-        found = self._lookups.get(table)
+    def lookup(self, table: str, key: str, columns: tuple[str, ...]) -> dict:
+        """{key: (columns)} over a small table, read once per snapshot; where a key has more
+        than one row, the least (in column order) is kept."""
+        found = self._lookups.get((table, key, columns))
         if found is None:
-            rows = self.cursor().execute(f"select * from {table}").fetchall()
-            found = self._lookups[table] = {row[0]: row[1:] for row in rows}
+            found = {}
+            rows = self.cursor().execute(
+                f"select distinct {key}, {', '.join(columns)} from {table} order by all desc"
+            )
+            for row in rows.fetchall():
+                found[row[0]] = row[1:]
+            self._lookups[(table, key, columns)] = found
         return found
 
     def new_cursor(self) -> duckdb.DuckDBPyConnection:
@@ -149,6 +163,32 @@ def _filters(conn: duckdb.DuckDBPyConnection, marts: dict[str, MartInfo]) -> dic
     }
 
 
+def _columns(build: duckdb.DuckDBPyConnection, source: str) -> tuple[str, ...]:
+    return tuple(d[0] for d in build.execute(f"select * from {source} limit 0").description)
+
+
+def _create_enums(build: duckdb.DuckDBPyConnection, sources: dict, columns: dict) -> dict:
+    """One ENUM type per `ENUM_COLUMNS` column found; returns {(mart, column): type name}."""
+    casts = {}
+    for column, marts in ENUM_COLUMNS.items():
+        having = [mart for mart in marts if column in columns.get(mart, ())]
+        if not having:
+            continue
+        type_name = f"{column}_values"
+        values = " union ".join(f"select {column} from {sources[mart]}" for mart in having)
+        build.execute(
+            f"create type {type_name} as enum "
+            f"(select {column} from ({values}) where {column} is not null order by 1)"
+        )
+        casts.update({(mart, column): type_name for mart in having})
+    return casts
+
+
+def empty_filters() -> dict:
+    """The dashboard's filters before any mart is exported."""
+    return _filters(None, {})  # type: ignore[arg-type]
+
+
 def build_snapshot(
     exports: Path, target: Path, *, memory_limit: str = "", version: tuple = ()
 ) -> MartSnapshot:
@@ -158,21 +198,30 @@ def build_snapshot(
     infos: dict[str, MartInfo] = {}
     with duckdb.connect(str(target)) as build:
         build.execute("set enable_progress_bar = false")
+        files = {mart: _quoted(exports / mart / "*" / "data.parquet") for mart in marts}
+        sources = {mart: f"read_parquet({files[mart]}, hive_partitioning = true)" for mart in marts}
+        columns = {mart: _columns(build, sources[mart]) for mart in marts}
+        casts = _create_enums(build, sources, columns)
         for mart, date_column in marts.items():
-            files = _quoted(exports / mart / "*" / "data.parquet")
-            source = f"read_parquet({files}, hive_partitioning = true)"
             if mart in VIEW_ONLY_MARTS:
-                build.execute(f"create view {mart} as select * from {source}")
+                build.execute(f"create view {mart} as select * from {sources[mart]}")
             else:
+                stored = ", ".join(
+                    f"cast({column} as {casts[(mart, column)]}) as {column}"
+                    for column in columns[mart]
+                    if (mart, column) in casts
+                )
+                select = f"* replace ({stored})" if stored else "*"
+                order = ", ".join(SORTED_BY.get(mart, (date_column,)))
                 build.execute(
-                    f"create table {mart} as select * from {source} order by {date_column}"
+                    f"create table {mart} as select {select} from {sources[mart]} order by {order}"
                 )
             day_rows = dict(
                 build.execute(f"select {date_column}, count(*) from {mart} group by 1").fetchall()
             )
             sizes = build.execute(
-                f"select file_name, sum(total_uncompressed_size) from parquet_metadata({files}) "
-                "group by 1"
+                "select file_name, sum(total_uncompressed_size) "
+                f"from parquet_metadata({files[mart]}) group by 1"
             ).fetchall()
             day_bytes = {
                 date.fromisoformat(Path(name).parent.name.split("=", 1)[1]): int(size)
@@ -186,18 +235,8 @@ def build_snapshot(
                 sum(day_rows.values()),
                 day_rows,
                 day_bytes,
+                columns[mart],
             )
-        unusable = {}
-        for mart, statements in ROLLUPS.items():
-            if mart in infos and mart not in VIEW_ONLY_MARTS:
-                try:
-                    for statement in statements:
-                        build.execute(statement)
-                except duckdb.Error as exc:  # the mart's columns changed: say so, serve the rest
-                    log.warning("no rollups for %s: %s", mart, exc)
-                    unusable[mart] = (
-                        f"the exports of {mart} do not have the expected columns: {exc}"
-                    )
         build.execute("checkpoint")
     conn = duckdb.connect(str(target), read_only=True)
     if memory_limit:
@@ -211,117 +250,6 @@ def build_snapshot(
     conn.execute("set autoinstall_known_extensions = false")
     conn.execute("set autoload_known_extensions = false")
     conn.execute("set lock_configuration = true")
-    snapshot = MartSnapshot(conn, infos, version, time.time(), path=Path(target), unusable=unusable)
+    snapshot = MartSnapshot(conn, infos, version, time.time(), path=Path(target))
     snapshot.filters = _filters(conn, infos)
     return snapshot
-
-
-class SnapshotSource:
-    """Keeps the newest snapshot of `exports`, rebuilt in the background when it changes."""
-
-    def __init__(
-        self, exports: Path, *, memory_limit: str = "", check_interval: float = 1.0
-    ) -> None:
-        self.exports = Path(exports)
-        self.memory_limit = memory_limit
-        self.check_interval = check_interval
-        self._work = Path(tempfile.mkdtemp(prefix="music-analytics-serve-"))
-        self._lock = threading.Lock()
-        self._snapshot: MartSnapshot | None = None
-        self._building: tuple | None = None
-        self._failed: tuple | None = (
-            None  # exports whose rebuild failed: not retried until they change
-        )
-        self._checked_at = 0.0
-        self._count = 0
-        self.last_error: str | None = None
-
-    def _version(self) -> tuple:
-        try:
-            stat = (self.exports / BI_DATABASE).stat()
-        except FileNotFoundError:
-            return ()
-        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
-    def _build(self, version: tuple) -> MartSnapshot:
-        self._count += 1
-        target = self._work / f"snapshot-{self._count}.duckdb"
-        for attempt in (1, 2):
-            try:
-                return build_snapshot(
-                    self.exports, target, memory_limit=self.memory_limit, version=version
-                )
-            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
-                # An export run removed a day between the listing and the read: try again.
-                target.unlink(missing_ok=True)
-                if attempt == 2:
-                    raise
-                log.info("rebuilding the mart snapshot once more: %s", exc)
-        raise AssertionError("unreachable")
-
-    def _swap(self, snapshot: MartSnapshot) -> None:
-        with self._lock:
-            old, self._snapshot = self._snapshot, snapshot
-            self._building = None
-        if old is not None and old.path is not None:
-            # Requests still on the old snapshot keep its inode; its disk is freed when they end.
-            old.path.unlink(missing_ok=True)
-
-    def _rebuild_in_background(self, version: tuple) -> None:
-        def work() -> None:
-            try:
-                self._swap(self._build(version))
-                self.last_error = None
-            except Exception as exc:  # keep serving the old snapshot; say why
-                log.exception("cannot rebuild the mart snapshot")
-                self.last_error = f"cannot rebuild the mart snapshot: {exc}"
-                with self._lock:
-                    self._building, self._failed = None, version
-
-        threading.Thread(target=work, name="mart-snapshot", daemon=True).start()
-
-    def current(self) -> MartSnapshot:
-        """The newest snapshot; the first call builds one, later ones never wait."""
-        now = time.monotonic()
-        with self._lock:
-            snapshot = self._snapshot
-            due = now - self._checked_at >= self.check_interval
-            if snapshot is not None and not due:
-                return snapshot
-            self._checked_at = now
-        version = self._version()
-        if snapshot is None:
-            with self._lock:
-                if self._snapshot is None:
-                    self._snapshot = self._empty(version) if not version else self._build(version)
-                return self._snapshot
-        if version != snapshot.version and version != self._failed:
-            with self._lock:
-                start = self._building != version
-                if start:
-                    self._building = version
-            if start:
-                self._rebuild_in_background(version)
-        return snapshot
-
-    def _empty(self, version: tuple) -> MartSnapshot:
-        return MartSnapshot(None, {}, version, time.time(), filters=_filters(None, {}))  # type: ignore[arg-type]
-
-    def wait_until_current(self, timeout: float = 30.0) -> MartSnapshot:
-        """Block until the snapshot matches the exports (tests and benchmarks use this)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            self._checked_at = 0.0
-            snapshot = self.current()
-            if snapshot.version == self._version() and self._building is None:
-                return snapshot
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the mart snapshot did not catch up: {self.last_error}")
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        with self._lock:
-            snapshot, self._snapshot = self._snapshot, None
-        if snapshot is not None and snapshot.conn is not None:
-            snapshot.conn.close()
-        shutil.rmtree(self._work, ignore_errors=True)

@@ -2,6 +2,7 @@
 
 import json
 import random
+import shutil
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 
@@ -13,9 +14,18 @@ from music_analytics.definitions import build_definitions
 from music_analytics.defs.partitions import partition_range_tags
 from music_analytics.refresh import refresh
 from music_analytics_tests.conftest import event, module_home, query, write_lines
+from music_analytics_tests.rollup_exports import run_dbt
 
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 10)
-MARTS = ("fct_streams", "top_tracks_daily", "user_activity_daily", "genre_trends_daily")
+MARTS = (
+    "fct_streams",
+    "top_tracks_daily",
+    "user_activity_daily",
+    "genre_trends_daily",
+    "top_tracks_by_day",
+    "top_tracks_by_country_day",
+)
+MONTHLY_MARTS = ("top_tracks_by_month", "top_tracks_by_country_month")
 
 
 def sample_lines(seed: int = 7) -> list:
@@ -164,11 +174,16 @@ def _day_rows(settings, day):
     }
 
 
+def _month_rows(settings):
+    return {m: sorted(query(settings, f"select * from marts.{m}"), key=repr) for m in MONTHLY_MARTS}
+
+
 def test_rerunning_a_partition_gives_identical_rows_and_passing_checks(built):
     settings, instance, _, _ = built
     day = date(2025, 3, 5)
     before = _day_rows(settings, day)
     other_before = _day_rows(settings, date(2025, 3, 6))
+    months_before = _month_rows(settings)  # March re-summed whole from one day's rebuild
     defs = build_definitions(settings)
     result = defs.resolve_job_def("daily_marts_job").execute_in_process(
         instance=instance, tags=partition_range_tags(day, day)
@@ -176,6 +191,7 @@ def test_rerunning_a_partition_gives_identical_rows_and_passing_checks(built):
     assert result.success
     assert _day_rows(settings, day) == before
     assert _day_rows(settings, date(2025, 3, 6)) == other_before
+    assert _month_rows(settings) == months_before
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) > 20
     assert [e.check_name for e in evaluations if not e.passed] == []
@@ -196,3 +212,71 @@ def test_every_built_day_is_exported_and_readable_from_the_bi_database(built):
         [(exported,)] = bi.execute("select sum(stream_count) from top_tracks_daily").fetchall()
         [(facts,)] = bi.execute("select count(*) from fct_streams").fetchall()
     assert exported == facts == len(events)
+
+
+def _expected_sums(events, period, keys) -> dict:
+    """(period of the day, *keys) -> [streams, completed, seconds], from the raw events."""
+    sums: dict = defaultdict(lambda: [0, 0, 0])
+    for row in events:
+        agg = sums[(period(day_of(row)), *(row[k] for k in keys))]
+        agg[0] += 1
+        agg[1] += row["completed"]
+        agg[2] += row["stream_duration_seconds"]
+    return dict(sums)
+
+
+@pytest.mark.parametrize(
+    "mart, period, keys",
+    [
+        ("top_tracks_by_day", lambda d: d, ("track_id", "genre")),
+        ("top_tracks_by_country_day", lambda d: d, ("track_id", "genre", "country")),
+        ("top_tracks_by_month", lambda d: d.replace(day=1), ("track_id", "genre")),
+        (
+            "top_tracks_by_country_month",
+            lambda d: d.replace(day=1),
+            ("track_id", "genre", "country"),
+        ),
+    ],
+)
+def test_top_tracks_rollups_equal_the_sums_of_the_events(built, mart, period, keys):
+    settings, _, _, events = built
+    date_column = "month" if "month" in mart else "stream_date"
+    got = query(
+        settings,
+        f"select {date_column}, {', '.join(keys)}, stream_count, completed_streams, "
+        f"total_duration_seconds from marts.{mart}",
+    )
+    assert {row[: len(keys) + 1]: list(row[len(keys) + 1 :]) for row in got} == _expected_sums(
+        events, period, keys
+    )
+    types = dict(query(settings, f"select column_name, column_type from (describe marts.{mart})"))
+    assert (types["stream_count"], types["total_duration_seconds"]) == ("INTEGER", "BIGINT")
+
+
+def test_monthly_rollups_are_exported_one_file_per_month_start(built):
+    settings, _, _, events = built
+    exports = settings.exports_dir
+    for mart in MONTHLY_MARTS:
+        assert [p.name for p in (exports / mart).iterdir()] == ["month=2025-03-01"]
+    with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+        [(month, streams)] = bi.execute(
+            "select month, sum(stream_count) from top_tracks_by_month group by 1"
+        ).fetchall()
+    assert (month, streams) == (date(2025, 3, 1), len(events))
+
+
+def test_a_rollup_that_does_not_add_up_fails_its_reconciliation_test(built, tmp_path):
+    """dbt's sums_match test on a copy of the warehouse whose monthly rollup lost a stream."""
+    settings, _, _, _ = built
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(settings.warehouse_path, home / "warehouse.duckdb")
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.execute(
+            "update marts.top_tracks_by_month set stream_count = stream_count - 1 "
+            "where track_id = (select min(track_id) from marts.top_tracks_by_month)"
+        )
+    result = run_dbt(home, "test", "--select", "top_tracks_by_month,test_name:sums_match")
+    assert result.returncode != 0
+    failed = [line for line in result.stdout.splitlines() if "FAIL" in line]
+    assert failed and all("sums_match_top_tracks_by_month" in line for line in failed)

@@ -578,13 +578,16 @@ def test_new_exports_are_served_once_the_snapshot_catches_up(marts_settings, tmp
         with TestClient(app) as client:
             before = client.get("/v0/pipes/top_tracks.json", params=params, headers=headers)
             before = {r["track_id"]: r["stream_count"] for r in before.json()["data"]}
-            day = home / "exports" / "top_tracks_daily" / "stream_date=2025-03-02"
-            with duckdb.connect() as conn:
-                conn.execute(
-                    f"copy (select * replace (stream_count * 10 as stream_count) "
-                    f"from read_parquet('{day}/data.parquet')) to '{day}/new.parquet'"
-                )
-            (day / "new.parquet").replace(day / "data.parquet")
+            # The day re-exported with ten times the streams, and so its day rollups (a day's
+            # query reads no monthly rollup).
+            for mart in ("top_tracks_daily", "top_tracks_by_day", "top_tracks_by_country_day"):
+                day = home / "exports" / mart / "stream_date=2025-03-02"
+                with duckdb.connect() as conn:
+                    conn.execute(
+                        f"copy (select * replace (stream_count * 10 as stream_count) "
+                        f"from read_parquet('{day}/data.parquet')) to '{day}/new.parquet'"
+                    )
+                (day / "new.parquet").replace(day / "data.parquet")
             write_bi_database(home / "exports")
             app.state.snapshots.wait_until_current()
             after = client.get("/v0/pipes/top_tracks.json", params=params, headers=headers)

@@ -7,7 +7,6 @@ from datetime import date, timedelta
 import duckdb
 import pytest
 
-from music_analytics.server.pipe_rollups import month_split
 from music_analytics.server.pipes import (
     PIPES,
     NoDataError,
@@ -17,6 +16,8 @@ from music_analytics.server.pipes import (
     scanned,
 )
 from music_analytics.server.snapshot import MartInfo, MartSnapshot, build_snapshot
+from music_analytics.server.top_tracks_pipe import month_split
+from music_analytics_tests.rollup_exports import export_rollups
 
 DAYS = [date(2025, 3, d) for d in range(1, 11)]
 
@@ -26,6 +27,9 @@ def fake_snapshot(last_day: date | None = date(2025, 3, 10)) -> MartSnapshot:
         pipe.mart: MartInfo(pipe.mart, "stream_date", DAYS[0], last_day, 100)
         for pipe in PIPES.values()
     }
+    for pipe in PIPES.values():  # the rollups a pipe reads, with the columns it reads
+        for mart, columns in pipe.reads.items():
+            infos[mart] = MartInfo(mart, columns[0], DAYS[0], last_day, 100, columns=columns)
     return MartSnapshot(None, infos, (), 0.0)
 
 
@@ -142,7 +146,8 @@ def test_a_mart_without_exports_is_no_data():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Ten days of three marts written as the exporter lays them out, and a snapshot of them."""
+    """Ten days of three marts written as the exporter lays them out, the top_tracks rollups
+    dbt builds from them, and a snapshot of them."""
     exports = tmp_path_factory.mktemp("pipes") / "exports"
     with duckdb.connect() as conn:
         for n, day in enumerate(DAYS):
@@ -178,6 +183,7 @@ def exported(tmp_path_factory):
                     from range(20 + {n}) t(i)
                 ) to '{users}/data.parquet'"""
             )
+    export_rollups(exports, exports.parent / "dbt_home")
     snapshot = build_snapshot(exports, exports.parent / "snapshot.duckdb")
     yield snapshot, exports
     snapshot.conn.close()
@@ -315,7 +321,7 @@ def _days(first: date, last: date) -> list[date]:
 
 @pytest.fixture(scope="module")
 def months_exported(tmp_path_factory):
-    """top_tracks_daily over 2025-01-20..2025-05-10 (four month boundaries)."""
+    """top_tracks_daily over 2025-01-20..2025-05-10 (four month boundaries), its rollups."""
     exports = tmp_path_factory.mktemp("months") / "exports"
     with duckdb.connect() as conn:
         for n, day in enumerate(_days(date(2025, 1, 20), date(2025, 5, 10))):
@@ -333,6 +339,7 @@ def months_exported(tmp_path_factory):
                     from range(30) t(i)
                 ) to '{folder}/data.parquet'"""
             )
+    export_rollups(exports, exports.parent / "dbt_home")
     snapshot = build_snapshot(exports, exports.parent / "snapshot.duckdb")
     yield snapshot, exports
     snapshot.conn.close()
@@ -379,7 +386,7 @@ def test_top_tracks_over_months_equal_the_plain_daily_sums(months_exported, star
 def test_a_mart_whose_columns_changed_is_named_and_the_others_still_serve(tmp_path):
     exports = tmp_path / "exports"
     with duckdb.connect() as conn:
-        for mart in ("top_tracks_daily", "genre_trends_daily"):
+        for mart in ("top_tracks_daily", "top_tracks_by_day", "genre_trends_daily"):
             folder = exports / mart / "stream_date=2025-03-01"
             folder.mkdir(parents=True)
             conn.execute(
@@ -388,7 +395,7 @@ def test_a_mart_whose_columns_changed_is_named_and_the_others_still_serve(tmp_pa
             )
     snapshot = build_snapshot(exports, tmp_path / "snapshot.duckdb")
     try:
-        with pytest.raises(NoDataError, match="top_tracks_daily do not have the expected columns"):
+        with pytest.raises(NoDataError, match="top_tracks_by_day do not have the expected columns"):
             parse_params(PIPES["top_tracks"], {}, snapshot)
         result, _ = run(snapshot, "genre_trends")
         assert [r[2] for r in result.rows] == [5]

@@ -9,7 +9,8 @@ import duckdb
 import pytest
 
 from music_analytics.lib.core.exports import write_bi_database
-from music_analytics.server.snapshot import MartSnapshot, SnapshotSource, build_snapshot
+from music_analytics.server.snapshot import MartSnapshot, build_snapshot
+from music_analytics.server.snapshot_source import SnapshotSource
 
 
 def export_day(exports: Path, day: str, streams: int) -> None:

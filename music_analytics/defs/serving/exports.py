@@ -14,11 +14,14 @@ import duckdb
 
 from music_analytics.defs.resources import DataFolders, dbt_project
 from music_analytics.lib.core.crash_points import crash_point
-from music_analytics.lib.core.exports import export_mart_days, write_bi_database
+from music_analytics.lib.core.exports import (
+    export_mart_values,
+    partition_values,
+    write_bi_database,
+)
 from music_analytics.lib.core.manifest import daily_marts
-from music_analytics.lib.core.partition_ranges import contiguous_ranges
 
-MARTS = daily_marts(dbt_project.manifest_path)  # mart -> its date column
+MARTS = daily_marts(dbt_project.manifest_path)  # mart -> its date column and grain
 
 
 def export_key(mart: str) -> dg.AssetKey:
@@ -33,12 +36,12 @@ export_specs = [
         group_name="exports",
         kinds={"parquet"},
         description=(
-            f"marts.{mart} as Parquet, one file a day: exports/{mart}/{column}=YYYY-MM-DD/"
-            "data.parquet, replaced atomically when the day is rebuilt (by the step that "
-            "rebuilds the mart); read through exports/bi.duckdb."
+            f"marts.{mart} as Parquet, one file a {spec.grain}: exports/{mart}/"
+            f"{spec.date_column}=YYYY-MM-DD/data.parquet, replaced atomically when it is "
+            "rebuilt (by the step that rebuilds the mart); read through exports/bi.duckdb."
         ),
     )
-    for mart, column in MARTS.items()
+    for mart, spec in MARTS.items()
 ]
 
 
@@ -52,14 +55,15 @@ def export_built_days(
     exports = Path(folders.home) / "exports"
     results = []
     for mart in marts:
-        written = removed = rows = 0
-        for first, last in contiguous_ranges(days):
-            result = export_mart_days(
-                conn, exports, mart=mart, date_column=MARTS[mart], first=first, last=last
-            )
-            written, removed = written + result.days_written, removed + result.days_removed
-            rows += result.rows
-        results.append((mart, written, removed, rows))
+        spec = MARTS[mart]
+        result = export_mart_values(
+            conn,
+            exports,
+            mart=mart,
+            date_column=spec.date_column,
+            values=partition_values(days, spec.grain),
+        )
+        results.append((mart, result.days_written, result.days_removed, result.rows))
         crash_point("export")  # the crash tests' point: one mart exported, the others not
     bi = write_bi_database(exports)
     for mart, written, removed, rows in results:

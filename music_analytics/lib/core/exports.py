@@ -1,8 +1,9 @@
 """Parquet exports of the marts for BI tools, and the read-only DuckDB file of views over them.
 
-Layout: `exports/<mart>/<date column>=YYYY-MM-DD/data.parquet`, one file a day. A day is
-written to a temporary name and renamed into place, so a reader sees the old file or the new
-one, never half a file; a day that no longer has rows loses its file. `exports/bi.duckdb`
+Layout: `exports/<mart>/<date column>=YYYY-MM-DD/data.parquet`, one file a day (a month for a
+mart of grain "month", whose date column holds month starts). A day is written to a temporary
+name and renamed into place, so a reader sees the old file or the new one, never half a file;
+a day that no longer has rows loses its file. `exports/bi.duckdb`
 holds one view per exported mart over those files: a BI tool opens it read-only at any time,
 because it never touches the pipeline's warehouse file (and so never its write lock).
 """
@@ -12,18 +13,22 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 
+from music_analytics.lib.core.manifest import Grain
+
 BI_DATABASE = "bi.duckdb"
 
 
 @dataclass(frozen=True)
 class ExportedMart:
-    """What exporting a range of days of one mart wrote."""
+    """What exporting a range of days of one mart wrote (days_*: files, a month's for a
+    monthly mart)."""
 
     mart: str
     days_written: int
@@ -32,7 +37,8 @@ class ExportedMart:
 
 
 def day_folder(exports: Path, mart: str, date_column: str, day: date) -> Path:
-    """The folder of one day of one mart's export (hive-style, so readers see the column)."""
+    """The folder of one day (or month start) of one mart's export (hive-style, so readers
+    see the column)."""
     return exports / mart / f"{date_column}={day.isoformat()}"
 
 
@@ -44,29 +50,58 @@ def export_mart_days(
     date_column: str,
     first: date,
     last: date,
+    grain: Grain = "day",
 ) -> ExportedMart:
-    """Write marts.<mart>'s rows of first..last (inclusive) as one Parquet file per day."""
+    """Write marts.<mart>'s rows of first..last (inclusive) as one Parquet file per day; for a
+    mart of grain "month" (its date column holds month starts), one file per month that holds
+    one of those days."""
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    return export_mart_values(
+        conn, exports, mart=mart, date_column=date_column, values=partition_values(days, grain)
+    )
+
+
+def partition_values(days: Iterable[date], grain: Grain = "day") -> list[date]:
+    """The values of a mart's date column that hold `days`: the days, or their month starts."""
+    if grain == "month":
+        return sorted({day.replace(day=1) for day in days})
+    if grain != "day":
+        raise ValueError(f"unknown export grain {grain!r}: expected 'day' or 'month'")
+    return sorted(set(days))
+
+
+def export_mart_values(
+    conn: duckdb.DuckDBPyConnection,
+    exports: Path,
+    *,
+    mart: str,
+    date_column: str,
+    values: Iterable[date],
+) -> ExportedMart:
+    """Write marts.<mart>'s rows of each date-column value as one Parquet file; a value
+    without rows loses its file."""
+    values = sorted(set(values))
     days_written = days_removed = rows = 0
     target = exports / mart
     target.mkdir(parents=True, exist_ok=True)
+    if not values:
+        return ExportedMart(mart, 0, 0, 0)
     counts = dict(
         conn.execute(
             f"select {date_column}, count(*) from marts.{mart} "
             f"where {date_column} between ? and ? group by 1",
-            [first, last],
+            [values[0], values[-1]],
         ).fetchall()
     )
-    day = first
-    while day <= last:
-        folder = day_folder(exports, mart, date_column, day)
-        if counts.get(day):
-            _write_day(conn, folder, mart, date_column, day)
+    for value in values:
+        folder = day_folder(exports, mart, date_column, value)
+        if counts.get(value):
+            _write_day(conn, folder, mart, date_column, value)
             days_written += 1
-            rows += counts[day]
+            rows += counts[value]
         elif folder.exists():
             shutil.rmtree(folder)
             days_removed += 1
-        day += timedelta(days=1)
     return ExportedMart(mart, days_written, days_removed, rows)
 
 

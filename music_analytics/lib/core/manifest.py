@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal
+
+Grain = Literal["day", "month"]
+GRAINS: tuple[Grain, ...] = ("day", "month")
 
 
 @cache
@@ -12,17 +17,35 @@ def _manifest(manifest_path: Path) -> dict:
     return json.loads(Path(manifest_path).read_text())
 
 
-def daily_marts(manifest_path: Path) -> dict[str, str]:
-    """Each incremental model of schema `marts` and its date column (its `unique_key`)."""
+@dataclass(frozen=True)
+class DailyMart:
+    """How a mart is partitioned: its date column (the `unique_key`) and what one value of it
+    stands for: a day, or a month (the column holds month starts; `meta: {export_grain: month}`)."""
+
+    date_column: str
+    grain: Grain = "day"
+
+
+def daily_marts(manifest_path: Path) -> dict[str, DailyMart]:
+    """Each incremental model of schema `marts`, with its date column and grain."""
     nodes = _manifest(Path(manifest_path))["nodes"].values()
-    return {
-        node["name"]: node["config"]["unique_key"]
-        for node in sorted(nodes, key=lambda n: n["name"])
-        if node["resource_type"] == "model"
-        and node["schema"].endswith("marts")
-        and node["config"].get("materialized") == "incremental"
-        and isinstance(node["config"].get("unique_key"), str)
-    }
+    marts = {}
+    for node in sorted(nodes, key=lambda n: n["name"]):
+        config = node["config"]
+        if not (
+            node["resource_type"] == "model"
+            and node["schema"].endswith("marts")
+            and config.get("materialized") == "incremental"
+            and isinstance(config.get("unique_key"), str)
+        ):
+            continue
+        grain = (config.get("meta") or {}).get("export_grain", "day")
+        if grain not in GRAINS:
+            raise ValueError(
+                f"model {node['name']}: meta export_grain is {grain!r}; use one of {GRAINS}"
+            )
+        marts[node["name"]] = DailyMart(config["unique_key"], grain)
+    return marts
 
 
 def models_by_rebuild_source(manifest_path: Path) -> dict[str, frozenset[str]]:

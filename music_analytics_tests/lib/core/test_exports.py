@@ -6,7 +6,12 @@ import duckdb
 import pytest
 import sqlalchemy
 
-from music_analytics.lib.core.exports import day_folder, export_mart_days, write_bi_database
+from music_analytics.lib.core.exports import (
+    day_folder,
+    export_mart_days,
+    partition_values,
+    write_bi_database,
+)
 
 D1, D2, D3 = date(2025, 3, 1), date(2025, 3, 2), date(2025, 3, 3)
 
@@ -70,3 +75,42 @@ def test_a_bi_tool_reads_the_views_while_the_warehouse_is_held_for_writing(conn,
         ).fetchall()
     engine.dispose()
     assert rows == [("a", 6), ("b", 2)]
+
+
+def test_a_monthly_mart_writes_one_file_per_month_that_holds_the_days(conn, tmp_path):
+    conn.execute("create table marts.monthly (month date, track_id varchar, n int)")
+    conn.execute(
+        "insert into marts.monthly values ('2025-02-01', 'a', 1), ('2025-03-01', 'a', 2), "
+        "('2025-03-01', 'b', 3)"
+    )
+    exports = tmp_path / "exports"
+    result = export_mart_days(
+        conn,
+        exports,
+        mart="monthly",
+        date_column="month",
+        first=date(2025, 2, 27),
+        last=date(2025, 4, 2),
+        grain="month",
+    )
+    assert (result.days_written, result.days_removed, result.rows) == (2, 0, 3)
+    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("*.parquet"))
+    assert files == [
+        "monthly/month=2025-02-01/data.parquet",
+        "monthly/month=2025-03-01/data.parquet",
+    ]
+    # a month that lost its rows loses its file; the months not asked for keep theirs
+    conn.execute("delete from marts.monthly where month = '2025-03-01'")
+    result = export_mart_days(
+        conn, exports, mart="monthly", date_column="month", first=D1, last=D1, grain="month"
+    )
+    assert (result.days_written, result.days_removed) == (0, 1)
+    assert [p.parent.name for p in exports.rglob("*.parquet")] == ["month=2025-02-01"]
+
+
+def test_partition_values_are_the_days_or_their_month_starts():
+    days = [date(2025, 1, 31), date(2025, 2, 1), date(2025, 2, 14), date(2025, 1, 31)]
+    assert partition_values(days) == [date(2025, 1, 31), date(2025, 2, 1), date(2025, 2, 14)]
+    assert partition_values(days, "month") == [date(2025, 1, 1), date(2025, 2, 1)]
+    with pytest.raises(ValueError, match="week"):
+        partition_values(days, "week")  # type: ignore[arg-type]

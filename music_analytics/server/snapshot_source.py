@@ -1,0 +1,134 @@
+"""The newest read-only snapshot of the exports, rebuilt in the background as they change.
+
+`SnapshotSource.current()` hands out the newest snapshot (snapshot.build_snapshot). When
+`exports/bi.duckdb` changes (every export run rewrites it), the next call starts building a new
+snapshot on a background thread and keeps serving the old one until the new one is ready;
+requests never wait on a rebuild after the first.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+
+from music_analytics.lib.core.exports import BI_DATABASE
+from music_analytics.server.snapshot import MartSnapshot, build_snapshot, empty_filters
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotSource:
+    """Keeps the newest snapshot of `exports`, rebuilt in the background when it changes."""
+
+    def __init__(
+        self, exports: Path, *, memory_limit: str = "", check_interval: float = 1.0
+    ) -> None:
+        self.exports = Path(exports)
+        self.memory_limit = memory_limit
+        self.check_interval = check_interval
+        self._work = Path(tempfile.mkdtemp(prefix="music-analytics-serve-"))
+        self._lock = threading.Lock()
+        self._snapshot: MartSnapshot | None = None
+        self._building: tuple | None = None
+        self._failed: tuple | None = (
+            None  # exports whose rebuild failed: not retried until they change
+        )
+        self._checked_at = 0.0
+        self._count = 0
+        self.last_error: str | None = None
+
+    def _version(self) -> tuple:
+        try:
+            stat = (self.exports / BI_DATABASE).stat()
+        except FileNotFoundError:
+            return ()
+        return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+    def _build(self, version: tuple) -> MartSnapshot:
+        self._count += 1
+        target = self._work / f"snapshot-{self._count}.duckdb"
+        for attempt in (1, 2):
+            try:
+                return build_snapshot(
+                    self.exports, target, memory_limit=self.memory_limit, version=version
+                )
+            except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+                # An export run removed a day between the listing and the read: try again.
+                target.unlink(missing_ok=True)
+                if attempt == 2:
+                    raise
+                log.info("rebuilding the mart snapshot once more: %s", exc)
+        raise AssertionError("unreachable")
+
+    def _swap(self, snapshot: MartSnapshot) -> None:
+        with self._lock:
+            old, self._snapshot = self._snapshot, snapshot
+            self._building = None
+        if old is not None and old.path is not None:
+            # Requests still on the old snapshot keep its inode; its disk is freed when they end.
+            old.path.unlink(missing_ok=True)
+
+    def _rebuild_in_background(self, version: tuple) -> None:
+        def work() -> None:
+            try:
+                self._swap(self._build(version))
+                self.last_error = None
+            except Exception as exc:  # keep serving the old snapshot; say why
+                log.exception("cannot rebuild the mart snapshot")
+                self.last_error = f"cannot rebuild the mart snapshot: {exc}"
+                with self._lock:
+                    self._building, self._failed = None, version
+
+        threading.Thread(target=work, name="mart-snapshot", daemon=True).start()
+
+    def current(self) -> MartSnapshot:
+        """The newest snapshot; the first call builds one, later ones never wait."""
+        now = time.monotonic()
+        with self._lock:
+            snapshot = self._snapshot
+            due = now - self._checked_at >= self.check_interval
+            if snapshot is not None and not due:
+                return snapshot
+            self._checked_at = now
+        version = self._version()
+        if snapshot is None:
+            with self._lock:
+                if self._snapshot is None:
+                    self._snapshot = self._empty(version) if not version else self._build(version)
+                return self._snapshot
+        if version != snapshot.version and version != self._failed:
+            with self._lock:
+                start = self._building != version
+                if start:
+                    self._building = version
+            if start:
+                self._rebuild_in_background(version)
+        return snapshot
+
+    def _empty(self, version: tuple) -> MartSnapshot:
+        return MartSnapshot(None, {}, version, time.time(), filters=empty_filters())  # type: ignore[arg-type]
+
+    def wait_until_current(self, timeout: float = 30.0) -> MartSnapshot:
+        """Block until the snapshot matches the exports (tests and benchmarks use this)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._checked_at = 0.0
+            snapshot = self.current()
+            if snapshot.version == self._version() and self._building is None:
+                return snapshot
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the mart snapshot did not catch up: {self.last_error}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        with self._lock:
+            snapshot, self._snapshot = self._snapshot, None
+        if snapshot is not None and snapshot.conn is not None:
+            snapshot.conn.close()
+        shutil.rmtree(self._work, ignore_errors=True)

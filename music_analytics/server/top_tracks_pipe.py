@@ -1,0 +1,109 @@
+"""The top_tracks pipe: the most streamed tracks over a date range, from the dbt rollups.
+
+A request over a year would aggregate every (day, track, genre, country) row of
+top_tracks_daily. dbt also builds it summed per (day, track, genre), all a request without a
+country filter needs, and per month of each (models/marts/top_tracks_by_*.sql): whole months
+inside the range are read from the monthly rows and only the days at either end from the daily
+ones (`month_split`); with a country filter, from the rollups that keep the country. The
+snapshot stores their track_id as an ENUM in track_id order, so grouping by it costs what an
+integer key does and ordering by it breaks ties as track_id would. A track's artist, album and
+genre are looked up for the returned rows only (a track has one of each).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from music_analytics.server.pipe_specs import Query, QueryResult, where_clause
+from music_analytics.server.snapshot import MartSnapshot
+
+MONTHS_FROM_DAYS = 62  # ranges this long or longer read whole months from the monthly rollup
+_MEASURES = ("stream_count", "completed_streams", "total_duration_seconds")
+# The marts the pipe reads and the columns it needs of each (checked before a request runs).
+READS: dict[str, tuple[str, ...]] = {
+    "top_tracks_by_day": ("stream_date", "track_id", "genre", *_MEASURES),
+    "top_tracks_by_month": ("month", "track_id", "genre", "artist_id", "album_id", *_MEASURES),
+    "top_tracks_by_country_day": ("stream_date", "track_id", "genre", "country", *_MEASURES),
+    "top_tracks_by_country_month": ("month", "track_id", "genre", "country", *_MEASURES),
+}
+COLUMNS = [
+    ("track_id", "VARCHAR"),
+    ("artist_id", "VARCHAR"),
+    ("album_id", "VARCHAR"),
+    ("genre", "VARCHAR"),
+    ("stream_count", "BIGINT"),
+    ("completed_streams", "BIGINT"),
+    ("completion_rate", "DOUBLE"),
+    ("total_duration_seconds", "BIGINT"),
+]
+
+
+def month_split(
+    first: date, last: date
+) -> tuple[tuple[date, date] | None, list[tuple[date, date]]]:
+    """Split first..last into whole months [start, end) and the days left at either end.
+
+    >>> month_split(date(2025, 1, 20), date(2025, 4, 3))
+    ((datetime.date(2025, 2, 1), datetime.date(2025, 4, 1)), [(datetime.date(2025, 1, 20), \
+datetime.date(2025, 1, 31)), (datetime.date(2025, 4, 1), datetime.date(2025, 4, 3))])
+    """
+    month_start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4))
+    month_start = month_start.replace(day=1)
+    months_end = (last + timedelta(days=1)).replace(day=1)  # exclusive
+    if month_start >= months_end:
+        return None, [(first, last)]
+    days = []
+    if first < month_start:
+        days.append((first, month_start - timedelta(days=1)))
+    if months_end <= last:
+        days.append((months_end, last))
+    return (month_start, months_end), days
+
+
+def top_tracks_query(v: dict) -> Query:
+    """Sums per track over the range, ranked; `top_tracks_rows` names the returned tracks."""
+    by = "by_country" if v.get("country") is not None else "by"
+    filters = {"genre": "genre", "country": "country"}
+    months, day_ranges = month_split(v["start_date"], v["end_date"])
+    if (v["end_date"] - v["start_date"]).days < MONTHS_FROM_DAYS:
+        # Each union branch has a fixed cost; up to two months of days cost less than three.
+        months, day_ranges = None, [(v["start_date"], v["end_date"])]
+    parts, bound = [], []
+    columns = "track_id, " + ", ".join(_MEASURES)
+    for first, last in day_ranges:
+        where, values = where_clause(
+            "stream_date", {**v, "start_date": first, "end_date": last}, filters
+        )
+        parts.append(f"select {columns} from top_tracks_{by}_day where {where}")
+        bound += values
+    if months is not None:
+        where, values = where_clause(
+            "month",
+            {**v, "start_date": months[0], "end_date": months[1] - timedelta(days=1)},
+            filters,
+        )
+        parts.append(f"select {columns} from top_tracks_{by}_month where {where}")
+        bound += values
+    source = f"({' union all '.join(parts)})"
+    return Query(
+        f"""
+        select track_id, sum(stream_count) as stream_count,
+               sum(completed_streams) as completed_streams,
+               sum(total_duration_seconds) as total_duration_seconds,
+               count(*) over () as __rows_before_limit
+        from {source} group by track_id order by stream_count desc, track_id limit ?""",
+        [*bound, v["limit"]],
+    )
+
+
+def top_tracks_rows(result: QueryResult, snapshot: MartSnapshot) -> QueryResult:
+    """The ranked sums with each track's artist, album and genre and its completion rate."""
+    tracks = snapshot.lookup("top_tracks_by_month", "track_id", ("artist_id", "album_id", "genre"))
+    rows = []
+    for track_id, streams, completed, seconds in result.rows:
+        artist_id, album_id, genre = tracks.get(track_id, (None, None, None))
+        rate = round(completed / streams, 4) if streams else None
+        rows.append(
+            (track_id, artist_id, album_id, genre, int(streams), int(completed), rate, int(seconds))
+        )
+    return QueryResult(COLUMNS, rows, result.rows_before_limit)
