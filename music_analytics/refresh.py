@@ -19,14 +19,13 @@ import duckdb
 from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
 from music_analytics.defs.orchestration.run_recovery import fail_dead_runs
 from music_analytics.defs.partitions import partition_bounds
-from music_analytics.defs.transform.assets import MODELS_BY_SOURCE
+from music_analytics.defs.transform.assets import plan_marts
 from music_analytics.lib.core.landing import file_run_key, landing_files, loaded_keys
 from music_analytics.lib.core.partition_ranges import contiguous_ranges
 from music_analytics.lib.core.plans import (
     BuildPlan,
     days_between,
     outside_message,
-    plan_build,
     wait_until_settled,
 )
 from music_analytics.lib.core.rebuild_ledger import read_pending
@@ -152,14 +151,7 @@ def _plan_marts(settings: Settings, extra_days: list[date]) -> BuildPlan:
     with duckdb.connect(str(settings.warehouse_path)) as conn:
         ensure_raw_tables(conn)
         pending = read_pending(conn)
-    return plan_build(
-        pending,
-        selected_models=set().union(*MODELS_BY_SOURCE.values()),
-        models_by_source=MODELS_BY_SOURCE,
-        first=first,
-        last=last,
-        extra_days=extra_days,
-    )
+    return plan_marts(pending, first=first, last=last, extra_days=extra_days)
 
 
 @contextlib.contextmanager

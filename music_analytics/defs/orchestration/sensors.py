@@ -8,8 +8,8 @@ import duckdb
 from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.partitions import partition_bounds
 from music_analytics.defs.resources import DataFolders
-from music_analytics.defs.transform.assets import MODELS_BY_SOURCE
-from music_analytics.lib.core.plans import outside_message, plan_build
+from music_analytics.defs.transform.assets import plan_marts
+from music_analytics.lib.core.plans import outside_message
 from music_analytics.lib.core.rebuild_ledger import read_pending
 
 # Jobs whose runs build marts: while one is queued or running, it builds what is pending.
@@ -64,13 +64,7 @@ def pending_rebuilds_sensor(context: dg.SensorEvaluationContext, folders: DataFo
     if pending is None:
         return dg.SkipReason("the warehouse is being written (or does not exist yet)")
     first, last = partition_bounds(folders.first_day)
-    plan = plan_build(
-        pending,
-        selected_models=set().union(*MODELS_BY_SOURCE.values()),
-        models_by_source=MODELS_BY_SOURCE,
-        first=first,
-        last=last,
-    )
+    plan = plan_marts(pending, first=first, last=last)
     if plan.outside:
         context.log.warning(outside_message(plan.outside, first, last))
     if not plan.days:

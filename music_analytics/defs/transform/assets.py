@@ -10,7 +10,7 @@ their own partitions.
 """
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -23,9 +23,9 @@ from music_analytics.defs.partitions import daily_partitions, partition_bounds
 from music_analytics.defs.resources import DataFolders, dbt_project, open_warehouse
 from music_analytics.defs.serving.exports import MARTS, export_built_days
 from music_analytics.lib.core.crash_points import crash_point
-from music_analytics.lib.core.manifest import models_by_rebuild_source
+from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
-from music_analytics.lib.core.rebuild_ledger import clear_pending, read_pending
+from music_analytics.lib.core.rebuild_ledger import PendingRebuilds, clear_pending, read_pending
 from music_analytics.lib.core.warehouse import ensure_raw_tables
 
 if not dbt_project.manifest_path.exists():
@@ -35,6 +35,29 @@ if not dbt_project.manifest_path.exists():
     )
 
 MODELS_BY_SOURCE = models_by_rebuild_source(dbt_project.manifest_path)
+FOLLOWING_DAYS = following_days(dbt_project.manifest_path)
+ALL_MODELS = frozenset().union(*MODELS_BY_SOURCE.values())
+
+
+def plan_marts(
+    pending: PendingRebuilds,
+    *,
+    first: date,
+    last: date,
+    selected_models: Iterable[str] = ALL_MODELS,
+    extra_days: Iterable[date] = (),
+) -> BuildPlan:
+    """The one build of `selected_models` (all by default) for this dbt project: what the
+    sensors, the schedule, refresh and the step itself plan with."""
+    return plan_build(
+        pending,
+        selected_models=selected_models,
+        models_by_source=MODELS_BY_SOURCE,
+        following_days=FOLLOWING_DAYS,
+        first=first,
+        last=last,
+        extra_days=extra_days,
+    )
 
 
 class MusicAnalyticsTranslator(DagsterDbtTranslator):
@@ -70,10 +93,9 @@ def _window_days(context: dg.AssetExecutionContext) -> set[date]:
 
 def _plan(context: dg.AssetExecutionContext, config: MartBuildConfig, folders, conn) -> BuildPlan:
     first, last = partition_bounds(folders.first_day)
-    return plan_build(
+    return plan_marts(
         read_pending(conn),
         selected_models={key.path[-1] for key in context.selected_asset_keys},
-        models_by_source=MODELS_BY_SOURCE,
         first=first,
         last=last,
         extra_days=_window_days(context) | {date.fromisoformat(d) for d in config.days},

@@ -48,6 +48,18 @@ def daily_marts(manifest_path: Path) -> dict[str, DailyMart]:
     return marts
 
 
+def following_days(manifest_path: Path) -> dict[str, int]:
+    """Models whose rows for a day read later days' inputs too (`meta.rebuild_following_days`):
+    a change to day D also dates D+1..D+N of that model."""
+    nodes = _manifest(Path(manifest_path))["nodes"].values()
+    return {
+        node["name"]: int(node["config"]["meta"]["rebuild_following_days"])
+        for node in nodes
+        if node["resource_type"] == "model"
+        and (node["config"].get("meta") or {}).get("rebuild_following_days")
+    }
+
+
 def models_by_rebuild_source(manifest_path: Path) -> dict[str, frozenset[str]]:
     """Per ledger source (a raw source table's `meta.rebuild_source`), every model downstream
     of its tables: what a load of that source makes out of date."""

@@ -78,13 +78,27 @@ def plan_build(
     first: date,
     last: date,
     extra_days: Iterable[date] = (),
+    following_days: Mapping[str, int] | None = None,
 ) -> BuildPlan:
     """The one build for a set of models: the pending days of the sources it covers, plus
-    `extra_days` (a partition range, a schedule's look-back), within [first, last]."""
+    `extra_days` (a partition range, a schedule's look-back), within [first, last].
+
+    A pending day D also brings D+1..D+N when a selected model's rows read N days back
+    (`following_days`, from the models' meta): their trailing measures changed too.
+    """
+    selected_models = set(selected_models)
     sources = covered_sources(selected_models, models_by_source)
     wanted = set(extra_days)
+    pending_days: set[date] = set()
     for source in sources & pending.sources:
-        wanted |= pending.days_by_source[source]
+        pending_days |= pending.days_by_source[source]
+    reach = max((n for m, n in (following_days or {}).items() if m in selected_models), default=0)
+    for day in pending_days:  # the following days that have a partition yet
+        wanted |= {
+            day + timedelta(days=n)
+            for n in range(reach + 1)
+            if n == 0 or day + timedelta(days=n) <= last
+        }
     inside, outside = clamp_days(wanted, first, last)
     return BuildPlan(inside, sources, pending.up_to, outside)
 

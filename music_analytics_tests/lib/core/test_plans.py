@@ -1,0 +1,117 @@
+"""The planning code the sensors, the schedule and refresh share."""
+
+import os
+import time
+from datetime import date, timedelta
+
+from music_analytics.lib.core.landing import landing_files
+from music_analytics.lib.core.plans import (
+    outside_message,
+    plan_build,
+    wait_until_settled,
+)
+from music_analytics.lib.core.rebuild_ledger import PendingRebuilds
+
+D = date(2025, 3, 10)
+MODELS = {
+    "events": frozenset({"stg_events", "fct_streams", "genre_trends"}),
+    "spotify": frozenset({"stg_spotify", "fct_streams", "listening_history"}),
+    "dsp": frozenset({"stg_dsp", "dsp_track_daily"}),
+}
+ALL = set().union(*MODELS.values())
+FIRST, LAST = date(2008, 1, 1), date(2025, 12, 31)
+
+
+def pending(**days) -> PendingRebuilds:
+    return PendingRebuilds({s: frozenset(d) for s, d in days.items()}, up_to=42)
+
+
+def test_every_pending_day_in_one_build_however_sparse():
+    years = [date(2010 + n, 6, 1) for n in range(10)]
+    plan = plan_build(
+        pending(spotify=years), selected_models=ALL, models_by_source=MODELS, first=FIRST, last=LAST
+    )
+    assert plan.days == years and plan.up_to == 42
+    assert plan.day_ranges == [[d.isoformat(), d.isoformat()] for d in years]
+    assert plan.sources == {"events", "spotify", "dsp"}
+
+
+def test_a_subset_builds_and_clears_only_the_sources_it_covers():
+    plan = plan_build(
+        pending(events=[D], dsp=[D + timedelta(days=1)]),
+        selected_models=MODELS["events"],
+        models_by_source=MODELS,
+        first=FIRST,
+        last=LAST,
+    )
+    assert plan.days == [D] and plan.sources == {"events"}
+    # a single mart's run covers no source: it builds its own days and clears nothing
+    alone = plan_build(
+        pending(events=[D]),
+        selected_models={"fct_streams"},
+        models_by_source=MODELS,
+        first=FIRST,
+        last=LAST,
+        extra_days=[D - timedelta(days=3)],
+    )
+    assert alone.days == [D - timedelta(days=3)] and alone.sources == frozenset()
+
+
+def test_trailing_windows_bring_the_following_days():
+    plan = plan_build(
+        pending(events=[D]),
+        selected_models=ALL,
+        models_by_source=MODELS,
+        first=FIRST,
+        last=D + timedelta(days=3),
+        following_days={"genre_trends": 7},
+    )
+    assert plan.days == [D + timedelta(days=n) for n in range(4)]  # none past the last partition
+    assert plan.outside == []
+
+
+def test_days_before_the_first_partition_name_the_setting():
+    plan = plan_build(
+        pending(spotify=[date(2006, 5, 1), D]),
+        selected_models=ALL,
+        models_by_source=MODELS,
+        first=FIRST,
+        last=LAST,
+    )
+    assert plan.days == [D] and plan.outside == [date(2006, 5, 1)]
+    message = outside_message(plan.outside, FIRST, LAST)
+    assert "MUSIC_ANALYTICS_START_DATE=2006-05-01" in message
+
+
+def test_nothing_pending_plans_nothing():
+    plan = plan_build(
+        PendingRebuilds(), selected_models=ALL, models_by_source=MODELS, first=FIRST, last=LAST
+    )
+    assert plan.days == [] and plan.outside == [] and plan.day_ranges == []
+
+
+def test_wait_until_settled_leaves_a_growing_file_for_next_time(tmp_path):
+    done, growing = tmp_path / "done.ndjson", tmp_path / "growing.ndjson"
+    done.write_text("{}\n")
+    growing.write_text("{")
+    past = time.time() - 60
+    os.utime(done, (past, past))
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        with growing.open("a") as handle:  # still being copied
+            handle.write("x")
+
+    ready, changing = wait_until_settled([done, growing], 0, rounds=2, sleep=sleep)
+    assert ready == [done] and changing == [growing] and len(sleeps) == 2
+
+
+def test_each_landing_folder_has_one_scan(tmp_path):
+    for name in ("a.ndjson", "b.jsonl.gz", "c.zip", ".d.ndjson.part", "e.json", "f.txt"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "rejected").mkdir()
+    (tmp_path / "rejected" / "g.ndjson").write_text("x")
+    names = {s: sorted(p.name for p in landing_files(tmp_path, s)) for s in ("events", "dsp")}
+    assert names == {"events": ["a.ndjson", "b.jsonl.gz"], "dsp": ["c.zip"]}
+    assert sorted(p.name for p in landing_files(tmp_path, "spotify")) == ["c.zip", "e.json"]
