@@ -1,10 +1,14 @@
 """`make bench`: ingest rate vs DuckDB's bare read_json, ingest memory, mart build scaling, the
 DSP report loader's rate and memory on a 10,000- and a 100,000-record report, and the HTTP
-server (`music-analytics serve`) under load over a year of marts (bench/serve_load.py).
+server (`music-analytics serve`) under load over a year of marts (bench/serve_load.py), and the
+orchestration as users run it (bench/orchestration.py): a ten-year Spotify export through
+`music-analytics refresh` (dbt invocations it takes) and one event file dropped under
+`dagster dev` until its streams are in the mart exports.
 
 Prints the figures and writes them to bench/results/latest.json. Each measured load runs in a
-child process so its peak RSS is its own. BENCH_ONLY=dsp (or ingest, marts, or a comma list)
-runs only those sections and writes bench/results/latest-<sections>.json instead.
+child process so its peak RSS is its own. BENCH_ONLY=dsp (or ingest, marts, serve,
+orchestration, or a comma list) runs only those sections and writes
+bench/results/latest-<sections>.json instead.
 BENCH_SKIP_SERVE=1 skips the serve section (its first run builds a year of marts from 10 million
 events; BENCH_SERVE_HOME keeps that home for the next runs).
 """
@@ -24,7 +28,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000000"))
 HISTORY_EVENTS_PER_DAY = int(os.environ.get("BENCH_EVENTS_PER_DAY", "20000"))
-SECTIONS = ("ingest", "marts", "dsp", "serve")
+SECTIONS = ("ingest", "marts", "dsp", "serve", "orchestration")
 ONLY = tuple(s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip())
 DSP_SMALL = int(os.environ.get("BENCH_DSP_SMALL", "10000"))
 DSP_LARGE = int(os.environ.get("BENCH_DSP_LARGE", "100000"))
@@ -234,6 +238,7 @@ def bench_dsp(work: Path) -> dict:
 def main() -> None:
     import logging
 
+    from bench.orchestration import TARGETS as ORCHESTRATION_TARGETS
     from bench.serve_load import TARGETS as SERVE_TARGETS
 
     unknown = set(ONLY) - set(SECTIONS)
@@ -260,6 +265,10 @@ def main() -> None:
                 from bench.serve_load import bench_serve
 
                 figures.update(bench_serve(work))
+        if "orchestration" in run:
+            from bench.orchestration import bench_orchestration
+
+            figures.update(bench_orchestration(work))
     if not figures:  # only skipped sections: keep the last results
         print("nothing was measured; no results written")
         return
@@ -270,7 +279,7 @@ def main() -> None:
     print(
         "targets: ingest_vs_read_json_ratio >= 0.5, mart_day_60d_vs_1d_ratio <= 1.5, "
         f"dsp_load_peak_rss_{_label(DSP_LARGE)}_vs_{_label(DSP_SMALL)} <= 2, "
-        f"{SERVE_TARGETS}; written to {results}"
+        f"{SERVE_TARGETS}, {ORCHESTRATION_TARGETS}; written to {results}"
     )
 
 

@@ -16,23 +16,28 @@ from dagster._core.events import DagsterEventType
 _LIVE = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
-def _pids(instance: dg.DagsterInstance, run_id: str) -> set[int]:
+def _pids(instance: dg.DagsterInstance, run_id: str) -> dict[int, float]:
+    """The run's processes: pid -> when the event naming it was logged (the earliest)."""
     records = instance.get_records_for_run(
         run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=200
     ).records
-    pids = set()
+    pids: dict[int, float] = {}
     for record in records:
-        data = record.event_log_entry.dagster_event.engine_event_data
+        entry = record.event_log_entry
+        data = entry.dagster_event.engine_event_data
         pid = data.metadata.get("pid") if data else None
         if pid is not None and str(pid.value).isdigit():
-            pids.add(int(pid.value))
+            pids[int(pid.value)] = min(entry.timestamp, pids.get(int(pid.value), entry.timestamp))
     return pids
 
 
-def _alive(pid: int, since: float) -> bool:
-    """True when `pid` runs and started before the run did (else the pid was reused)."""
+def _alive(pid: int, recorded_at: float) -> bool:
+    """True when `pid` runs and had started when it was recorded (else the pid was reused).
+
+    Not the run's start: under the daemon the run launcher starts the worker after the run
+    was created, and the worker logs its pid while the run is still STARTING."""
     try:
-        return psutil.Process(pid).create_time() <= since + 1
+        return psutil.Process(pid).create_time() <= recorded_at + 1
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
 
@@ -47,8 +52,7 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for record in instance.get_run_records(dg.RunsFilter(statuses=_LIVE)):
         run = record.dagster_run
         pids = _pids(instance, run.run_id)
-        started = record.start_time or record.create_timestamp.timestamp()
-        if not pids or any(_alive(pid, started) for pid in pids):
+        if not pids or any(_alive(pid, recorded_at) for pid, recorded_at in pids.items()):
             continue
         instance.report_run_failed(
             run,
