@@ -86,19 +86,17 @@ def plan_build(
     A pending day D also brings D+1..D+N when a selected model's rows read N days back
     (`following_days`, from the models' meta): their trailing measures changed too.
     """
-    selected_models = set(selected_models)
-    sources = covered_sources(selected_models, models_by_source)
+    selected = set(selected_models)
+    sources = covered_sources(selected, models_by_source)
     wanted = set(extra_days)
-    pending_days: set[date] = set()
+    following = following_days or {}
     for source in sources & pending.sources:
-        pending_days |= pending.days_by_source[source]
-    reach = max((n for m, n in (following_days or {}).items() if m in selected_models), default=0)
-    for day in pending_days:  # the following days that have a partition yet
-        wanted |= {
-            day + timedelta(days=n)
-            for n in range(reach + 1)
-            if n == 0 or day + timedelta(days=n) <= last
-        }
+        # a source's day also dates the following days of the models downstream of it that
+        # read back in time (e.g. a trailing week), when those have a partition yet
+        reach = max((following.get(m, 0) for m in models_by_source[source] & selected), default=0)
+        for day in pending.days_by_source[source]:
+            wanted.add(day)
+            wanted |= {d for n in range(1, reach + 1) if (d := day + timedelta(days=n)) <= last}
     inside, outside = clamp_days(wanted, first, last)
     return BuildPlan(inside, sources, pending.up_to, outside)
 

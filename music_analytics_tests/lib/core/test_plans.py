@@ -68,6 +68,16 @@ def test_trailing_windows_bring_the_following_days():
     )
     assert plan.days == [D + timedelta(days=n) for n in range(4)]  # none past the last partition
     assert plan.outside == []
+    # a DSP day feeds no trailing window: it brings no following day
+    dsp = plan_build(
+        pending(dsp=[D]),
+        selected_models=ALL,
+        models_by_source=MODELS,
+        first=FIRST,
+        last=LAST,
+        following_days={"genre_trends": 7},
+    )
+    assert dsp.days == [D]
 
 
 def test_days_before_the_first_partition_name_the_setting():
