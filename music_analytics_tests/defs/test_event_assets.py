@@ -95,3 +95,28 @@ def test_duplicate_stream_ids_are_all_kept_in_raw(settings):
     write_lines(settings.events_landing / "dups.ndjson", [event(1), event(1), event(2)])
     ingest(settings)
     assert warehouse_counts(settings) == (3, 0)  # staging dedups; raw is lossless
+
+
+def test_one_run_ingests_builds_and_exports_on_a_fresh_home(settings):
+    """The events sensor's run: the file's rows reach the marts and the exports in that run,
+    even before any mart or Spotify view exists."""
+    from music_analytics.definitions import build_definitions
+    from music_analytics.defs.partitions import newest_partition_key
+
+    path = write_lines(
+        settings.events_landing / "a.ndjson", [event(1, stream_start_time="2025-03-01 10:00:00")]
+    )
+    result = (
+        build_definitions(settings)
+        .resolve_job_def("event_ingest_job")
+        .execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            partition_key=newest_partition_key(),
+            run_config={"ops": {"stream_event_files": {"config": {"paths": [str(path)]}}}},
+        )
+    )
+    assert result.success
+    assert query(settings, "select count(*) from marts.top_tracks_daily") == [(1,)]
+    assert query(settings, "select count(*) from raw.pending_rebuilds") == [(0,)]
+    export = settings.exports_dir / "fct_streams" / "stream_date=2025-03-01" / "data.parquet"
+    assert export.exists()

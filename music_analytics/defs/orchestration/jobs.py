@@ -16,7 +16,10 @@ daily_marts_job = dg.define_asset_job(
 
 
 def with_downstream_marts(*raw_assets: dg.AssetsDefinition) -> dg.AssetSelection:
-    """Raw assets and every dbt model downstream of them: one run ingests, builds the marts
-    the load touched and writes their exports."""
+    """Raw assets and every dbt model downstream of them, with the dbt models those read
+    (on a fresh home, fct_streams needs the Spotify views to exist even for an events load):
+    one run ingests, builds the marts the load touched and writes their exports."""
     raw = dg.AssetSelection.assets(*raw_assets)
-    return raw | (raw.downstream(include_self=False) & dg.AssetSelection.assets(dbt_daily_models))
+    dbt = dg.AssetSelection.assets(dbt_daily_models)
+    marts = raw.downstream(include_self=False) & dbt
+    return raw | marts | (marts.upstream() & dbt)
