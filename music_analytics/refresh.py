@@ -20,7 +20,12 @@ from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
 from music_analytics.defs.orchestration.run_recovery import fail_dead_runs
 from music_analytics.defs.partitions import partition_bounds
 from music_analytics.defs.transform.assets import plan_marts
-from music_analytics.lib.core.landing import file_run_key, landing_files, loaded_keys
+from music_analytics.lib.core.landing import (
+    file_run_key,
+    landing_files,
+    landing_folder,
+    loaded_keys,
+)
 from music_analytics.lib.core.partition_ranges import contiguous_ranges
 from music_analytics.lib.core.plans import (
     BuildPlan,
@@ -113,9 +118,7 @@ def _logging(level: str) -> dict:
 def _settled(settings: Settings, source: str, summary: RefreshSummary) -> list[Path]:
     """The files of a landing folder that are completely written and not loaded yet, by the
     sensors' rule (lib/core/plans.wait_until_settled)."""
-    folder = {"events": settings.events_landing, "dsp": settings.dsp_landing}.get(
-        source, settings.spotify_history_landing
-    )
+    folder = landing_folder(settings.home, source)
     loaded = loaded_keys(folder)
     files = [p for p in landing_files(folder, source) if file_run_key(p) not in loaded]
     ready, changing = wait_until_settled(files, settings.file_stable_seconds)
