@@ -16,9 +16,11 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml uv.lock
+# --compile-bytecode: every process (refresh, a run worker, dbt) then starts from .pyc files,
+# not by compiling dagster's and dbt's sources, also where PYTHONDONTWRITEBYTECODE is set.
+$(VENV)/.installed: pyproject.toml uv.lock Makefile
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 # Dagster loads the dbt project from its manifest; build it whenever a dbt file changes.

@@ -139,7 +139,7 @@ def cmd_sample_data(args: argparse.Namespace) -> int:
 def cmd_dagster_home(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    from music_analytics.refresh import prepare_dagster_home, set_pool_limits
+    from music_analytics.instance.home import prepare_dagster_home, set_pool_limits
 
     settings = Settings.from_env()
     home = prepare_dagster_home(settings)

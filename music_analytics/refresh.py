@@ -7,7 +7,6 @@ they appear in the UI beside the ones the daemon launches.
 
 import contextlib
 import io
-import os
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,6 +19,7 @@ from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
 from music_analytics.defs.orchestration.run_recovery import fail_dead_runs
 from music_analytics.defs.partitions import partition_bounds
 from music_analytics.defs.transform.assets import plan_marts
+from music_analytics.instance.home import prepare_dagster_home, set_pool_limits
 from music_analytics.lib.core.landing import (
     file_run_key,
     landing_files,
@@ -36,46 +36,8 @@ from music_analytics.lib.core.plans import (
 from music_analytics.lib.core.rebuild_ledger import read_pending
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
-from music_analytics.refresh_dsp import DSP_API_POOL, refresh_dsp_reports
+from music_analytics.refresh_dsp import refresh_dsp_reports
 from music_analytics.refresh_spotify import refresh_spotify
-
-DAGSTER_YAML = """\
-# Written by music-analytics. Every step that writes the DuckDB warehouse runs in the pool
-# `duckdb`; a limit of 1 makes concurrent runs queue instead of failing on DuckDB's file lock.
-# Steps wait for a pool slot (granularity op), so a run's API fetch can start while another
-# run's load holds the warehouse. The `dsp_api` pool's limit is DSP_API_MAX_ACTIVE_REPORTS.
-concurrency:
-  pools:
-    default_limit: 1
-    granularity: op
-# Under the daemon: a run stuck in STARTING is failed after 3 minutes, and a finished run's
-# pool slots are freed. A run whose worker was killed is failed by dead_runs_sensor (the
-# default run launcher cannot tell Dagster that its worker died).
-run_monitoring:
-  enabled: true
-  start_timeout_seconds: 180
-  max_resume_run_attempts: 0
-  poll_interval_seconds: 30
-  free_slots_after_run_end_seconds: 30
-telemetry:
-  enabled: false
-"""
-
-
-def prepare_dagster_home(settings: Settings) -> Path:
-    """Use $DAGSTER_HOME, or create $MUSIC_ANALYTICS_HOME/dagster with the pool limit set."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.dagster_home)
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists() or config.read_text().startswith("# Written by music-analytics"):
-        config.write_text(DAGSTER_YAML)  # ours: kept current; a file of the user's: left alone
-    os.environ["DAGSTER_HOME"] = str(home)
-    return home
-
-
-def set_pool_limits(instance: dg.DagsterInstance, settings: Settings) -> None:
-    """Allow DSP_API_MAX_ACTIVE_REPORTS API fetches at once; every other pool keeps limit 1."""
-    instance.event_log_storage.set_concurrency_slots(DSP_API_POOL, settings.dsp_max_active_reports)
 
 
 @dataclass

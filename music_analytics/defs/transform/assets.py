@@ -22,6 +22,7 @@ from pydantic import Field
 from music_analytics.defs.partitions import daily_partitions, partition_bounds
 from music_analytics.defs.resources import DataFolders, dbt_project, open_warehouse
 from music_analytics.defs.serving.exports import MARTS, export_built_days
+from music_analytics.defs.transform.day_events import day_materializations
 from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
@@ -105,19 +106,20 @@ def _plan(context: dg.AssetExecutionContext, config: MartBuildConfig, folders, c
 def _with_other_days(
     context: dg.AssetExecutionContext, events: Iterator[Any], plan: BuildPlan
 ) -> Iterator[Any]:
-    """dbt's events, and for each incremental mart built one materialization per day built
-    outside the run's partitions, so the UI's partition status shows every day built."""
+    """dbt's events, then for each incremental mart built one materialization per day built
+    outside the run's partitions, all in one batch, so the UI's partition status shows every
+    day built."""
     window = _window_days(context)
     others = [day.isoformat() for day in plan.days if day not in window]
+    reports = []
     for event in events:
         yield event
         if others and isinstance(event, dg.Output):
             key = context.asset_key_for_output(event.output_name)
             if key.path[-1] in MARTS:
-                for day in others:
-                    yield dg.AssetMaterialization(
-                        asset_key=key, partition=day, metadata=event.metadata
-                    )
+                reports += [(key, day, event.metadata) for day in others]
+    if reports:
+        yield from day_materializations(context, reports)
 
 
 def _crash_while_dbt_runs(events: Iterator[Any]) -> Iterator[Any]:
