@@ -64,6 +64,19 @@ def dbt_executable() -> str:
     return shutil.which("dbt") or "dbt"
 
 
+class DbtCli(DbtCliResource):
+    """dagster-dbt's dbt CLI resource, without the dbt adapter it opens in Dagster's process.
+
+    dagster-dbt loads dbt's profile, project and adapter in the calling process before every
+    invocation, for `fetch_row_counts`/`fetch_column_metadata`, which this project does not
+    use; skipping it saves importing and configuring dbt-core in every run's process (dbt
+    itself runs in its subprocess as before).
+    """
+
+    def _initialize_dbt_core_adapter(self, args):  # dagster-dbt 0.29's hook, see resource.py
+        return None
+
+
 @contextmanager
 def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """`warehouse.get_connection()`, closed even when the block raises (dagster-duckdb's own
@@ -236,7 +249,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
                 else {}
             ),
         ),
-        "dbt": DbtCliResource(
+        "dbt": DbtCli(
             project_dir=dbt_project,
             profiles_dir=str(DBT_PROJECT_DIR),
             dbt_executable=dbt_executable(),
