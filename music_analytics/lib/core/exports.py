@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -200,18 +201,79 @@ def exported_marts(exports: Path) -> dict[str, str]:
 
 
 def write_bi_database(exports: Path) -> Path:
-    """(Re)create exports/bi.duckdb with a view per exported mart; swapped in atomically."""
-    marts = exported_marts(exports)
+    """(Re)create exports/bi.duckdb with a view per exported mart; swapped in atomically.
+
+    Creating a view lists every file of its mart (DuckDB binds the glob), a cost that grows
+    with the history; so when the file already holds the views it would get (same marts, same
+    sources, same columns), it is kept and only its modification time moves on: the server
+    rebuilds its snapshot when that changes."""
+    sources = {mart: _view_source(exports, mart) for mart in exported_marts(exports)}
+    target = exports / BI_DATABASE
+    if _holds_views(target, exports, sources):
+        mtime = max(time.time_ns(), target.stat().st_mtime_ns + 1)
+        os.utime(target, ns=(mtime, mtime))
+        return target
     fd, tmp = tempfile.mkstemp(dir=exports, prefix=".bi-", suffix=".duckdb")
     os.close(fd)
     os.unlink(tmp)  # DuckDB creates the file itself
     with duckdb.connect(tmp) as bi:
-        for mart in marts:
-            glob = str((exports / mart).resolve() / "*" / DATA_FILE).replace("'", "''")
-            bi.execute(
-                f"create view {mart} as select * from "
-                f"read_parquet('{glob}', hive_partitioning = true)"
-            )
-    target = exports / BI_DATABASE
+        for mart, source in sources.items():
+            bi.execute(f"create view {mart} as select * from {source}")
+            quoted = source.replace("'", "''")
+            bi.execute(f"comment on view {mart} is '{quoted}'")  # what _holds_views compares
     os.replace(tmp, target)
     return target
+
+
+def _view_source(exports: Path, mart: str) -> str:
+    """The read_parquet call of a mart's view in exports/bi.duckdb."""
+    glob = str((exports / mart).resolve() / "*" / DATA_FILE).replace("'", "''")
+    return f"read_parquet('{glob}', hive_partitioning = true)"
+
+
+def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> bool:
+    """Whether `bi_database` has exactly the views `sources` give: each with its source (in
+    its comment) and the columns the source binds to, found here on one file of each mart
+    (the first, as the glob binds), so in a time that does not grow with the history."""
+    if not bi_database.exists():
+        return False
+    with duckdb.connect() as probe:
+        try:
+            path = str(bi_database).replace("'", "''")
+            probe.execute(f"attach '{path}' as bi (read_only)")
+        except duckdb.Error:  # not a DuckDB file, or a BI tool holds it for writing
+            return False
+        for mart in sources:
+            first = _first_file(exports / mart)
+            one_file = str(first.resolve()).replace("'", "''")
+            probe.execute(
+                f"create view memory.main.{mart} as select * from "
+                f"read_parquet('{one_file}', hive_partitioning = true)"
+            )
+        expected = {
+            mart: (sources[mart], columns) for mart, (_, columns) in _views(probe, "memory").items()
+        }
+        return _views(probe, "bi") == expected
+
+
+def _first_file(folder: Path) -> Path:
+    """The data file of the first day of a mart's export (in the glob's sorted order)."""
+    days = sorted(name for name in os.listdir(folder) if "=" in name)
+    return next(folder / day / DATA_FILE for day in days if (folder / day / DATA_FILE).exists())
+
+
+def _views(conn: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple]:
+    """Each view of `database`: its comment and its columns with their types."""
+    columns: dict[str, list] = {}
+    for view, column, data_type in conn.execute(
+        "select table_name, column_name, data_type from duckdb_columns() "
+        "where database_name = ? order by table_name, column_index",
+        [database],
+    ).fetchall():
+        columns.setdefault(view, []).append((column, data_type))
+    return {
+        view: (comment, columns.get(view, []))
+        for view, comment in conn.execute(
+            "select view_name, comment from duckdb_views() where database_name = ?", [database]
+        ).fetchall()
+    }
