@@ -14,6 +14,7 @@ import duckdb
 import pytest
 
 from music_analytics.lib.core.crash_points import CRASH_AT, POINTS
+from music_analytics.lib.core.exports import STAGING_PREFIX
 from music_analytics.lib.dsp.sample import generate_dsp_reports
 from music_analytics.lib.events.sample import generate_events
 from music_analytics.lib.spotify.sample import generate_history_export
@@ -121,11 +122,15 @@ def test_the_next_refresh_recovers_from_a_kill(point, inputs, clean_build, tmp_p
     home = _home(tmp_path, inputs)
     killed = refresh(home, crash_at=point)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    staging = f"*/{STAGING_PREFIX}*"
+    if point == "export_staged":  # killed between two days of a mart's export
+        assert list((home / "exports").glob(staging))
     recovered = refresh(home)
     assert recovered.returncode == 0, recovered.stderr[-2000:]
     if point != "raw_load":  # the killed run was marked failed, freeing its pool slot
         assert "had died" in recovered.stdout
     assert fingerprint(home) == clean_build
+    assert not list((home / "exports").glob(staging))
     # nothing doubled: each event row once, each history play once
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
         assert conn.execute(

@@ -1,9 +1,9 @@
 """The newest read-only snapshot of the exports, rebuilt in the background as they change.
 
 `SnapshotSource.current()` hands out the newest snapshot (snapshot.build_snapshot). When
-`exports/bi.duckdb` changes (every export run rewrites it), the next call starts building a new
-snapshot on a background thread and keeps serving the old one until the new one is ready;
-requests never wait on a rebuild after the first.
+`exports/bi.duckdb` changes (every export run rewrites it or moves its mtime on), the next call
+starts building a new snapshot on a background thread and keeps serving the old one until the
+new one is ready; requests never wait on a rebuild after the first.
 """
 
 from __future__ import annotations

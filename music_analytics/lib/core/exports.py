@@ -1,11 +1,15 @@
 """Parquet exports of the marts for BI tools, and the read-only DuckDB file of views over them.
 
 Layout: `exports/<mart>/<date column>=YYYY-MM-DD/data.parquet`, one file a day (a month for a
-mart of grain "month", whose date column holds month starts). A day is written to a temporary
-name and renamed into place, so a reader sees the old file or the new one, never half a file;
-a day that no longer has rows loses its file. `exports/bi.duckdb`
-holds one view per exported mart over those files: a BI tool opens it read-only at any time,
-because it never touches the pipeline's warehouse file (and so never its write lock).
+mart of grain "month", whose date column holds month starts). One export run writes all its
+days of a mart with one partitioned `COPY` into a staging folder `exports/<mart>/.staging-*`
+(same filesystem; a dot name, and one level deeper than `*/data.parquet`, so no reader's glob
+sees it), then renames each day's file into place: a reader sees the old file or the new one,
+never half a file. A day that no longer has rows loses its file. A staging folder left by a
+killed run is removed by the next export of that mart (exports are written by the one process
+holding the warehouse, so no other export is using it). `exports/bi.duckdb` holds one view
+per exported mart over those files: a BI tool opens it read-only at any time, because it
+never touches the pipeline's warehouse file (and so never its write lock).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,9 +25,12 @@ from pathlib import Path
 
 import duckdb
 
+from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import Grain
 
 BI_DATABASE = "bi.duckdb"
+DATA_FILE = "data.parquet"  # the one file of a day
+STAGING_PREFIX = ".staging-"  # an export run's folder, inside exports/<mart>/
 
 
 @dataclass(frozen=True)
@@ -78,44 +86,106 @@ def export_mart_values(
     date_column: str,
     values: Iterable[date],
 ) -> ExportedMart:
-    """Write marts.<mart>'s rows of each date-column value as one Parquet file; a value
-    without rows loses its file."""
+    """Write marts.<mart>'s rows of each date-column value as one Parquet file (one COPY for
+    all values, then one atomic rename per value); a value without rows loses its file."""
     values = sorted(set(values))
-    days_written = days_removed = rows = 0
     target = exports / mart
     target.mkdir(parents=True, exist_ok=True)
+    remove_staging(target)
     if not values:
         return ExportedMart(mart, 0, 0, 0)
-    counts = dict(
-        conn.execute(
-            f"select {date_column}, count(*) from marts.{mart} "
-            f"where {date_column} between ? and ? group by 1",
-            [values[0], values[-1]],
-        ).fetchall()
-    )
-    for value in values:
-        folder = day_folder(exports, mart, date_column, value)
-        if counts.get(value):
-            _write_day(conn, folder, mart, date_column, value)
-            days_written += 1
-            rows += counts[value]
-        elif folder.exists():
-            shutil.rmtree(folder)
-            days_removed += 1
+    staging = Path(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX))
+    try:
+        rows = _copy_partitioned(conn, staging, mart, date_column, values)
+        staged = _staged_folders(conn, staging, date_column)
+        days_written = days_removed = 0
+        for value in values:
+            folder = day_folder(exports, mart, date_column, value)
+            if value in staged:
+                _move_into_place(staged[value], folder)
+                days_written += 1
+                crash_point("export_staged")  # crash tests: one day moved, the rest staged
+            elif folder.exists():
+                shutil.rmtree(folder)
+                days_removed += 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return ExportedMart(mart, days_written, days_removed, rows)
 
 
-def _write_day(conn, folder: Path, mart: str, date_column: str, day: date) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".data-", suffix=".parquet")
-    os.close(fd)
-    # COPY takes no bound parameters; the day is a date object, rendered by us.
+def _move_into_place(staged: Path, folder: Path) -> None:
+    """Put a staged day folder's data file in place, atomically: a new day's whole folder is
+    renamed (no folder to create or remove), an existing day's file is replaced."""
+    if folder.is_dir():
+        os.replace(staged / DATA_FILE, folder / DATA_FILE)
+    else:
+        os.rename(staged, folder)
+
+
+def remove_staging(target: Path) -> None:
+    """Remove the staging folders a killed export left in a mart's export folder."""
+    for leftover in target.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _copy_partitioned(
+    conn: duckdb.DuckDBPyConnection, staging: Path, mart: str, date_column: str, values: list
+) -> int:
+    """One COPY of the rows of `values` into staging/<date column>=<value>/data_<i>.parquet;
+    returns the rows written. The date column is in the folder names, not the files."""
+    # COPY takes no bound parameters; the values are date objects, rendered by us.
+    days = ", ".join(f"date '{value.isoformat()}'" for value in values)
+    path = str(staging).replace("'", "''")
+    (rows,) = conn.execute(
+        f"copy (select * from marts.{mart} where {date_column} in ({days})) "
+        f"to '{path}' (format parquet, compression zstd, partition_by ({date_column}), "
+        "write_partition_columns false, filename_pattern 'data_{i}')"
+    ).fetchone()
+    return rows
+
+
+def _staged_folders(
+    conn: duckdb.DuckDBPyConnection, staging: Path, date_column: str
+) -> dict[date, Path]:
+    """Each staged value and its folder, left holding exactly one file, data.parquet.
+    DuckDB writes several files to a partition when the write holds more partitions than
+    `partitioned_write_max_open_files` and more rows than `partitioned_write_flush_threshold`;
+    those are merged into one here."""
+    staged = {}
+    for folder in staging.iterdir():
+        column, _, text = folder.name.partition("=")
+        value = _iso_date(text)
+        if column != date_column or value is None or folder.name != f"{column}={value}":
+            raise RuntimeError(
+                f"unexpected folder {folder} in an export's staging: expected "
+                f"{date_column}=YYYY-MM-DD; is {date_column} a DATE column?"
+            )
+        files = sorted(folder.glob("*.parquet"))
+        if len(files) == 1:
+            files[0].rename(folder / DATA_FILE)
+        else:
+            _merge(conn, files, folder / DATA_FILE)
+        staged[value] = folder
+    return staged
+
+
+def _iso_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _merge(conn: duckdb.DuckDBPyConnection, files: list[Path], merged: Path) -> None:
+    """Write the rows of `files` as one file, `merged`, and remove them."""
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+    path = str(merged).replace("'", "''")
     conn.execute(
-        f"copy (select * exclude ({date_column}) from marts.{mart} "
-        f"where {date_column} = date '{day.isoformat()}') "
-        f"to '{tmp}' (format parquet, compression zstd)"
+        f"copy (select * from read_parquet([{listed}], hive_partitioning = false)) "
+        f"to '{path}' (format parquet, compression zstd)"
     )
-    os.replace(tmp, folder / "data.parquet")
+    for file in files:
+        file.unlink()
 
 
 def exported_marts(exports: Path) -> dict[str, str]:
@@ -124,25 +194,86 @@ def exported_marts(exports: Path) -> dict[str, str]:
     if not exports.is_dir():
         return marts
     for folder in sorted(p for p in exports.iterdir() if p.is_dir()):
-        day = next(folder.glob("*=*/data.parquet"), None)
+        day = next(folder.glob(f"*=*/{DATA_FILE}"), None)
         if day is not None:
             marts[folder.name] = day.parent.name.split("=", 1)[0]
     return marts
 
 
 def write_bi_database(exports: Path) -> Path:
-    """(Re)create exports/bi.duckdb with a view per exported mart; swapped in atomically."""
-    marts = exported_marts(exports)
+    """(Re)create exports/bi.duckdb with a view per exported mart; swapped in atomically.
+
+    Creating a view lists every file of its mart (DuckDB binds the glob), a cost that grows
+    with the history; so when the file already holds the views it would get (same marts, same
+    sources, same columns), it is kept and only its modification time moves on: the server
+    rebuilds its snapshot when that changes."""
+    sources = {mart: _view_source(exports, mart) for mart in exported_marts(exports)}
+    target = exports / BI_DATABASE
+    if _holds_views(target, exports, sources):
+        mtime = max(time.time_ns(), target.stat().st_mtime_ns + 1)
+        os.utime(target, ns=(mtime, mtime))
+        return target
     fd, tmp = tempfile.mkstemp(dir=exports, prefix=".bi-", suffix=".duckdb")
     os.close(fd)
     os.unlink(tmp)  # DuckDB creates the file itself
     with duckdb.connect(tmp) as bi:
-        for mart in marts:
-            glob = str((exports / mart).resolve() / "*" / "data.parquet").replace("'", "''")
-            bi.execute(
-                f"create view {mart} as select * from "
-                f"read_parquet('{glob}', hive_partitioning = true)"
-            )
-    target = exports / BI_DATABASE
+        for mart, source in sources.items():
+            bi.execute(f"create view {mart} as select * from {source}")
+            quoted = source.replace("'", "''")
+            bi.execute(f"comment on view {mart} is '{quoted}'")  # what _holds_views compares
     os.replace(tmp, target)
     return target
+
+
+def _view_source(exports: Path, mart: str) -> str:
+    """The read_parquet call of a mart's view in exports/bi.duckdb."""
+    glob = str((exports / mart).resolve() / "*" / DATA_FILE).replace("'", "''")
+    return f"read_parquet('{glob}', hive_partitioning = true)"
+
+
+def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> bool:
+    """Whether `bi_database` has exactly the views `sources` give: each with its source (in
+    its comment) and the columns the source binds to, found here on one file of each mart
+    (the first, as the glob binds), so in a time that does not grow with the history."""
+    if not bi_database.exists():
+        return False
+    with duckdb.connect() as probe:
+        try:
+            path = str(bi_database).replace("'", "''")
+            probe.execute(f"attach '{path}' as bi (read_only)")
+        except duckdb.Error:  # not a DuckDB file, or a BI tool holds it for writing
+            return False
+        for mart in sources:
+            first = _first_file(exports / mart)
+            one_file = str(first.resolve()).replace("'", "''")
+            probe.execute(
+                f"create view memory.main.{mart} as select * from "
+                f"read_parquet('{one_file}', hive_partitioning = true)"
+            )
+        expected = {
+            mart: (sources[mart], columns) for mart, (_, columns) in _views(probe, "memory").items()
+        }
+        return _views(probe, "bi") == expected
+
+
+def _first_file(folder: Path) -> Path:
+    """The data file of the first day of a mart's export (in the glob's sorted order)."""
+    days = sorted(name for name in os.listdir(folder) if "=" in name)
+    return next(folder / day / DATA_FILE for day in days if (folder / day / DATA_FILE).exists())
+
+
+def _views(conn: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple]:
+    """Each view of `database`: its comment and its columns with their types."""
+    columns: dict[str, list] = {}
+    for view, column, data_type in conn.execute(
+        "select table_name, column_name, data_type from duckdb_columns() "
+        "where database_name = ? order by table_name, column_index",
+        [database],
+    ).fetchall():
+        columns.setdefault(view, []).append((column, data_type))
+    return {
+        view: (comment, columns.get(view, []))
+        for view, comment in conn.execute(
+            "select view_name, comment from duckdb_views() where database_name = ?", [database]
+        ).fetchall()
+    }
