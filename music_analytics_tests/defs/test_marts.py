@@ -47,17 +47,21 @@ def sample_lines(seed: int = 7) -> list:
         )
     lines[10:10] = ["{broken", "", json.dumps(event(5, completed=3))]
     lines += [lines[40], lines[41]]  # two stream_ids again: they must count once
+    # a stream_id sent again with a start on another day is another stream: it counts twice
+    other_day = FIRST if day_of(lines[43]) != FIRST else FIRST + timedelta(days=1)
+    lines.append({**lines[43], "stream_start_time": f"{other_day} 12:00:00"})
     return lines
 
 
 def valid_events(lines) -> list[dict]:
-    """What the marts must count, computed without the project's code: first copy wins."""
+    """What the marts must count, computed without the project's code: of the copies of a
+    stream_id on one day, the first wins."""
     seen, kept = set(), []
     for line in lines:
         if not isinstance(line, dict) or line["completed"] not in (0, 1):
             continue
-        if line["stream_id"] not in seen:
-            seen.add(line["stream_id"])
+        if (day_of(line), line["stream_id"]) not in seen:
+            seen.add((day_of(line), line["stream_id"]))
             kept.append(line)
     return kept
 
@@ -281,3 +285,34 @@ def test_a_rollup_that_does_not_add_up_fails_its_reconciliation_test(built, tmp_
     assert result.returncode != 0
     failed = [line for line in result.stdout.splitlines() if "FAIL" in line]
     assert failed and all("sums_match_top_tracks_by_month" in line for line in failed)
+
+
+def test_a_builds_tests_read_its_days_only_and_fail_on_a_bad_row_of_one(built, tmp_path):
+    """dbt's tests under day_ranges (as Dagster runs them) on a copy of the warehouse whose
+    top_tracks_daily holds a row twice on one day: a build of that day fails on it, a build
+    of another day does not read it, and a test of every day finds it again."""
+    settings, _, _, _ = built
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(settings.warehouse_path, home / "warehouse.duckdb")
+    bad_day, good_day = date(2025, 3, 4), date(2025, 3, 7)
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.execute(
+            "insert into marts.top_tracks_daily select * from marts.top_tracks_daily "
+            "where stream_date = ? limit 1",
+            [bad_day],
+        )
+    select = ("--select", "top_tracks_daily,test_name:unique_combination")
+
+    def failures(*args: str) -> list[str]:
+        result = run_dbt(home, "test", *select, *args)
+        assert "Done." in result.stdout, result.stdout[-2000:]
+        return [line for line in result.stdout.splitlines() if " FAIL " in line]
+
+    def on(day: date) -> tuple[str, str]:
+        return ("--vars", json.dumps({"day_ranges": [[str(day), str(day)]]}))
+
+    [failed] = failures(*on(bad_day))
+    assert "unique_combination_top_tracks_daily" in failed
+    assert failures(*on(good_day)) == []
+    assert len(failures()) == 1

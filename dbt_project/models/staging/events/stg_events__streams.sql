@@ -8,10 +8,15 @@ source as (
 
 ranked as (
 
-    -- a stream_id counts once: the copy loaded first wins (load ids are time-ordered)
+    -- a stream counts once per day: of the copies of a stream_id on one stream_date, the copy
+    -- loaded first wins (load ids are time-ordered). A re-delivery is verbatim, so its copies
+    -- share the day; keyed by the day too, a filter on stream_date (a mart's partition_window)
+    -- goes below this window and a day's build reads only that day's rows.
     select
         *,
-        row_number() over (partition by stream_id order by load_id, line_number) as copy_number
+        row_number() over (
+            partition by stream_date, stream_id order by load_id, line_number
+        ) as copy_number
     from source
 
 ),

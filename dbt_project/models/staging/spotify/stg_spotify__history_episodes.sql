@@ -2,18 +2,23 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'spotify_history') }}
+    select
+        *,
+        cast(ended_at - to_milliseconds(ms_played) as date) as stream_date
+    from {{ source('raw', 'spotify_history') }}
     where kind in ('podcast', 'audiobook')
 
 ),
 
 ranked as (
 
-    -- the same play in two export files has one play_key: the copy loaded first wins
+    -- the same play in two export files has one play_key: the copy loaded first wins. The
+    -- key holds the end time and ms_played, so its copies share stream_date; keyed by the day
+    -- too, listening_history's filter on stream_date goes below this window.
     select
         *,
         row_number() over (
-            partition by play_key order by load_id, source_file, member, row_number
+            partition by stream_date, play_key order by load_id, source_file, member, row_number
         ) as copy_number
     from source
 
@@ -30,7 +35,7 @@ renamed as (
         ended_at,
         ms_played,
         ended_at - to_milliseconds(ms_played) as started_at,
-        cast(ended_at - to_milliseconds(ms_played) as date) as stream_date,
+        stream_date,
 
         -- what: a podcast episode, or an audiobook chapter
         coalesce(episode_uri, audiobook_chapter_uri, audiobook_uri) as item_uri,
