@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -47,7 +47,7 @@ __all__ = [
 # Decompressed bytes DuckDB reads in one statement. The batch's lines and their judgement sit
 # in temp tables until its files commit (spilled to disk past DuckDB's memory_limit), so this
 # bounds the load's memory whatever the number of files; a larger file is a batch of its own.
-BATCH_BYTES = 512 << 20
+BATCH_BYTES = 256 << 20
 
 Outcome = tuple[Path, FileLoadResult | EventFileError]
 
@@ -97,7 +97,23 @@ def load_event_files(
             yield path, _duplicate(path, unchanged[path], of=str(path))
         elif path in stats:
             to_hash.append(path)
-    yield from _load_new(conn, to_hash, stats, loaded_at)
+    with _checkpoints_per_batch(conn):
+        yield from _load_new(conn, to_hash, stats, loaded_at)
+
+
+@contextmanager
+def _checkpoints_per_batch(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB checkpoints its WAL at the first commit past `checkpoint_threshold` (16 MiB by
+    default): every two or three files of a day, each time rewriting the tables' last row
+    groups. While files load, the threshold is one batch (so about one checkpoint a batch, and
+    uncheckpointed rows stay bounded); it is put back after. The setting is the database's, so
+    another connection of this process writing meanwhile checkpoints less often too."""
+    before = conn.execute("select current_setting('checkpoint_threshold')").fetchone()[0]
+    conn.execute(f"set checkpoint_threshold = '{BATCH_BYTES >> 20} MiB'")
+    try:
+        yield
+    finally:
+        conn.execute(f"set checkpoint_threshold = '{before}'")
 
 
 def _duplicate(path: Path, sha: str, *, of: str) -> FileLoadResult:
