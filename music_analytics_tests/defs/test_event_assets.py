@@ -60,6 +60,26 @@ def test_redropping_a_file_adds_nothing(settings):
     assert warehouse_counts(settings) == (20, 0)
 
 
+def test_a_run_over_the_whole_folder_skips_what_loaded_and_loads_the_new_file(settings):
+    for i in range(3):
+        write_lines(
+            settings.events_landing / f"day-{i}.ndjson", [event(10 * i + j) for j in range(4)]
+        )
+    first = raw_metadata(ingest(settings))
+    assert (first["files_loaded"], first["files_skipped_duplicate"], first["rows_loaded"]) == (
+        3,
+        0,
+        12,
+    )
+    write_lines(settings.events_landing / "day-3.ndjson.gz", [event(100), "{bad"])
+    md = raw_metadata(ingest(settings))
+    assert (md["files_loaded"], md["files_skipped_duplicate"], md["files_rejected"]) == (1, 3, 0)
+    assert (md["lines"], md["rows_loaded"], md["rows_quarantined"]) == (2, 1, 1)
+    assert "day-3.ndjson.gz" in md["files"] and "day-0.ndjson | duplicate" in md["files"]
+    assert warehouse_counts(settings) == (13, 1)
+    assert query(settings, "select count(*) from raw.event_file_loads") == [(4,)]
+
+
 def test_gzip_and_late_file_report_their_own_days(settings):
     late = write_lines(
         settings.events_landing / "late.ndjson.gz",

@@ -13,7 +13,7 @@ from music_analytics.lib.core.warehouse import ensure_raw_tables, table_row_coun
 from music_analytics.lib.events.files import (
     EventFileError,
     FileLoadResult,
-    load_event_file,
+    load_event_files,
 )
 
 RAW_EVENTS = dg.AssetKey(["raw", "stream_events"])
@@ -89,7 +89,8 @@ def stream_event_files(
 ):
     """Load event files into raw.stream_events and raw.stream_events_quarantine.
 
-    Each file is its own transaction, which also marks its days in the rebuild ledger. A file
+    Files already loaded are skipped before they are read; the others are read in batches and
+    each file is its own transaction, which also marks its days in the rebuild ledger. A file
     that cannot be read moves to landing/events/rejected/ with `<name>.error.txt`; the others
     load, and the metadata lists the rejection (`rejected`).
     """
@@ -98,17 +99,15 @@ def stream_event_files(
     failures: dict[str, str] = {}
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)  # a run with no file yet still reports (empty) tables
-        for path in files:
-            try:
-                result = load_event_file(conn, path)
-            except EventFileError as exc:
+        for path, result in load_event_files(conn, files):
+            if isinstance(result, EventFileError):
                 # Handled: the file is set aside with its reason and the others still load.
-                failures[str(path)] = str(exc)
+                failures[str(path)] = str(result)
                 if path.parent == folders.events_landing and path.exists():
-                    target = reject_file(path, str(exc))
-                    context.log.warning(f"{exc} (moved to {target.parent})")
+                    target = reject_file(path, str(result))
+                    context.log.warning(f"{result} (moved to {target.parent})")
                 else:
-                    context.log.warning(str(exc))
+                    context.log.warning(str(result))
                 continue
             results.append(result)
             record_loaded(folders.events_landing, path)

@@ -1,187 +1,183 @@
 """Loading NDJSON stream-event files into the raw layer, with quarantine and lineage.
 
-DuckDB reads the file (plain or gzip) and `event_validation_sql` judges every line inside the
-engine; Python only orchestrates. One file is one transaction: either all of its valid rows,
-its quarantined lines and its load record land, or nothing does.
+`load_event_files` takes any number of files (a day's drop, a year's backfill):
+
+1. a file unchanged since it loaded (path, size, mtime_ns) is skipped without being opened;
+   the others are hashed on threads (known_files.py), and one whose content loaded under any
+   name is skipped without being read into DuckDB;
+2. the rest are read by DuckDB in batches of up to BATCH_BYTES (decompressed), one statement
+   per batch, and every line is judged inside the engine (file_batch.py);
+3. each file then commits in its own raw transaction: either all of its valid rows, its
+   quarantined lines, its load record and its days in the rebuild ledger land, or nothing
+   does. A crash between two files keeps the first; the next run skips it and loads the rest.
+
+A file that cannot be read is reported with its reason and never keeps the others of its
+batch from loading. Python only orchestrates; no row passes through it.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date, datetime
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import closing, contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
-from music_analytics.lib.core.raw_writer import file_sha256, raw_transaction
-from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
-from music_analytics.lib.events.validation import VALID_COLUMNS, event_validation_sql
+from music_analytics.lib.core.warehouse import ensure_raw_tables
+from music_analytics.lib.events.file_batch import PendingFile, commit_file, drop_batch, judge_batch
+from music_analytics.lib.events.file_results import EventFileError, FileLoadResult
+from music_analytics.lib.events.known_files import (
+    content_digest,
+    digests_ahead,
+    loaded_content,
+    loaded_unchanged,
+)
 
-_MAX_LINE_BYTES = 16 << 20
+__all__ = [
+    "BATCH_BYTES",
+    "EventFileError",
+    "FileLoadResult",
+    "content_sha256",
+    "load_event_file",
+    "load_event_files",
+]
 
+# Decompressed bytes DuckDB reads in one statement. The batch's lines and their judgement sit
+# in temp tables until its files commit (spilled to disk past DuckDB's memory_limit), so this
+# bounds the load's memory whatever the number of files; a larger file is a batch of its own.
+BATCH_BYTES = 256 << 20
 
-class EventFileError(RuntimeError):
-    """An event file could not be loaded; the message names the file and the cause."""
-
-
-@dataclass(frozen=True)
-class FileLoadResult:
-    """What loading one file did; `status` is `loaded` or `duplicate` (skipped)."""
-
-    source_file: str
-    status: str
-    content_sha256: str
-    load_id: str | None = None
-    lines: int = 0
-    rows_loaded: int = 0
-    rows_quarantined: int = 0
-    days_touched: list[date] = field(default_factory=list)
-    duplicate_of: str | None = None
+Outcome = tuple[Path, FileLoadResult | EventFileError]
 
 
 def content_sha256(path: Path) -> str:
     """SHA-256 of the file's decompressed content, so a renamed or re-gzipped copy matches."""
-    try:
-        return file_sha256(path, decompress_gzip=True)
-    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise EventFileError(f"cannot read event file {path}: {exc}") from exc
-
-
-def _read_lines_sql(path: Path) -> str:
-    """DuckDB's CSV reader over a file, one VARCHAR value per physical line (blank ones as NULL).
-
-    A NUL delimiter and no quoting keep each line whole; gzip is detected from the name.
-    """
-    quoted = str(path).replace("'", "''")
-    return (
-        f"read_csv('{quoted}', columns = {{'line': 'VARCHAR'}}, delim = chr(0), quote = '', "
-        "escape = '', header = false, auto_detect = false, strict_mode = false, "
-        f"max_line_size = {_MAX_LINE_BYTES}, buffer_size = {4 * _MAX_LINE_BYTES})"
-    )
-
-
-# The file's lines, numbered: the temp table keeps the reader's order, so rowid + 1 is the line
-# number, and the validation over it runs on every core (a row_number() window would not).
-_NUMBERED_LINES = "(select rowid + 1 as line_number, line from file_lines)"
-
-
-def _already_loaded(conn: duckdb.DuckDBPyConnection, sha: str) -> str | None:
-    row = conn.execute(
-        f"select source_file from {RAW_SCHEMA}.event_file_loads where content_sha256 = ?", [sha]
-    ).fetchone()
-    return row[0] if row else None
-
-
-def _hash_in_background(path: Path) -> Future[str]:
-    """Hash while DuckDB parses: hashlib and gzip release the GIL, so the two overlap."""
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-file-sha")
-    future = executor.submit(content_sha256, path)
-    executor.shutdown(wait=False)
-    return future
+    return content_digest(Path(path)).sha256
 
 
 def load_event_file(
     conn: duckdb.DuckDBPyConnection, path: Path, *, loaded_at: datetime | None = None
 ) -> FileLoadResult:
-    """Load one event file: valid rows to raw.stream_events, the rest to the quarantine.
+    """Load one event file (see `load_event_files`); raises EventFileError naming the file
+    when it cannot be loaded, and nothing is written then."""
+    [(_, outcome)] = load_event_files(conn, [Path(path)], loaded_at=loaded_at)
+    if isinstance(outcome, EventFileError):
+        raise outcome
+    return outcome
 
-    A file whose decompressed content was loaded before (under any name) is skipped. Raises
-    EventFileError naming the file when it cannot be read; nothing is written then.
 
-    DuckDB reads the file's lines into a temp table (spilled to disk past the memory limit);
-    a first pass inserts the valid rows, a second judges only the lines it did not load and
-    quarantines them with the reason. A file is one raw transaction (rows, load record and
-    the days it touched in the rebuild ledger); its content hash is checked inside it,
-    computed on a second thread while DuckDB works.
+def load_event_files(
+    conn: duckdb.DuckDBPyConnection,
+    paths: Iterable[Path],
+    *,
+    loaded_at: datetime | None = None,
+) -> Iterator[Outcome]:
+    """Load event files: valid rows to raw.stream_events, the other lines to the quarantine.
+
+    Yields `(path, outcome)` for each file as it is settled: a FileLoadResult (`loaded`, or
+    `duplicate` with `duplicate_of` when its content loaded before) or the EventFileError
+    naming the file and why it cannot be loaded (nothing of it is written then). Skipped files
+    come first, then each batch's files in the order given. A file is committed before it is
+    yielded, so stopping the iteration keeps every file yielded so far.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise EventFileError(f"event file {path} does not exist")
-    stat = path.stat()
-    sha_future = _hash_in_background(path)
+    paths = [Path(p) for p in paths]
     ensure_raw_tables(conn)
+    stats: dict[Path, os.stat_result] = {}
+    for path in paths:
+        if path.is_file():
+            stats.setdefault(path, path.stat())
+        else:
+            yield path, EventFileError(f"event file {path} does not exist")
+    unchanged = loaded_unchanged(conn, stats)
+    to_hash = []
+    for path in paths:
+        if path in unchanged:
+            yield path, _duplicate(path, unchanged[path], of=str(path))
+        elif path in stats:
+            to_hash.append(path)
+    with _checkpoints_per_batch(conn):
+        yield from _load_new(conn, to_hash, stats, loaded_at)
+
+
+@contextmanager
+def _checkpoints_per_batch(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """DuckDB checkpoints its WAL at the first commit past `checkpoint_threshold` (16 MiB by
+    default): every two or three files of a day, each time rewriting the tables' last row
+    groups. While files load, the threshold is one batch (so about one checkpoint a batch, and
+    uncheckpointed rows stay bounded); it is put back after. The setting is the database's, so
+    another connection of this process writing meanwhile checkpoints less often too."""
+    before = conn.execute("select current_setting('checkpoint_threshold')").fetchone()[0]
+    conn.execute(f"set checkpoint_threshold = '{BATCH_BYTES >> 20} MiB'")
     try:
-        # Outside the transaction: rows of a table created inside one get transaction-local
-        # rowids, which would not start at 0.
-        conn.execute(
-            f"create or replace temp table file_lines as select line from {_read_lines_sql(path)}"
-        )
-    except duckdb.Error as exc:
-        raise EventFileError(f"cannot read event file {path}: {exc}") from exc
-    try:
-        with raw_transaction(
-            conn,
-            "events",
-            loaded_at=loaded_at,
-            wrap_error=lambda exc: EventFileError(f"cannot load event file {path}: {exc}"),
-        ) as write:
-            return _insert_file(conn, write, path, stat, sha_future)
-    except _Duplicate as duplicate:
-        return FileLoadResult(str(path), "duplicate", duplicate.sha, duplicate_of=duplicate.of)
+        yield
     finally:
-        conn.execute("drop table if exists file_lines")
+        conn.execute(f"set checkpoint_threshold = '{before}'")
 
 
-class _Duplicate(Exception):  # noqa: N818 - ends a load's transaction, never escapes
-    def __init__(self, sha: str, of: str):
-        super().__init__(of)
-        self.sha, self.of = sha, of
+def _duplicate(path: Path, sha: str, *, of: str) -> FileLoadResult:
+    return FileLoadResult(str(path), "duplicate", sha, duplicate_of=of)
 
 
-def _insert_file(conn, write, path: Path, stat, sha_future) -> FileLoadResult:
-    """The inserts of one file inside its transaction; raises Rollback for a duplicate."""
-    lineage = [str(path), write.load_id, write.loaded_at]
-    rows_loaded = conn.execute(
-        f"insert into {RAW_SCHEMA}.stream_events "
-        f"select {', '.join(VALID_COLUMNS)}, ?, line_number, ?, ? "
-        f"from ({event_validation_sql(_NUMBERED_LINES)}) where error is null",
-        lineage,
-    ).fetchone()[0]
-    # Second pass over the few lines the first did not load: judge them again for the reason.
-    unloaded = (
-        f"(select * from {_NUMBERED_LINES} where line_number not in "
-        f"(select line_number from {RAW_SCHEMA}.stream_events where load_id = '{write.load_id}'))"
-    )
-    rows_quarantined = conn.execute(
-        f"insert into {RAW_SCHEMA}.stream_events_quarantine "
-        "select ?, line_number, line, error_column, error, ?, ? "
-        f"from ({event_validation_sql(unloaded)}) where error is not null",
-        lineage,
-    ).fetchone()[0]
-    days = conn.execute(
-        f"select coalesce(list(distinct stream_date order by stream_date), []) "
-        f"from {RAW_SCHEMA}.stream_events where load_id = ?",
-        [write.load_id],
-    ).fetchone()[0]
-    sha = sha_future.result()
-    previous = _already_loaded(conn, sha)
-    if previous is not None:
-        raise _Duplicate(sha, previous)
-    lines = rows_loaded + rows_quarantined
-    conn.execute(
-        f"insert into {RAW_SCHEMA}.event_file_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            write.load_id,
-            str(path),
-            sha,
-            stat.st_size,
-            stat.st_mtime_ns,
-            lines,
-            rows_loaded,
-            rows_quarantined,
-            days,
-            write.loaded_at,
-        ],
-    )
-    write.touch(days)
-    return FileLoadResult(
-        source_file=str(path),
-        status="loaded",
-        content_sha256=sha,
-        load_id=write.load_id,
-        lines=lines,
-        rows_loaded=rows_loaded,
-        rows_quarantined=rows_quarantined,
-        days_touched=list(days),
-    )
+def _load_new(conn, paths: list[Path], stats, loaded_at) -> Iterator[Outcome]:
+    """Hash the files, then load them batch by batch (BATCH_BYTES)."""
+    batch: list[PendingFile] = []
+    with closing(digests_ahead(paths)) as digests:
+        for path, digest in digests:
+            if isinstance(digest, EventFileError):
+                yield path, digest
+                continue
+            # Two files of the same content never share a batch: the second is judged after
+            # the first committed, as a duplicate of it.
+            if batch and (
+                sum(f.digest.size for f in batch) + digest.size > BATCH_BYTES
+                or digest.sha256 in {f.digest.sha256 for f in batch}
+            ):
+                yield from _load_batch(conn, batch, loaded_at)
+                batch = []
+            batch.append(PendingFile(path, stats[path], digest))
+    if batch:
+        yield from _load_batch(conn, batch, loaded_at)
+
+
+def _load_batch(conn, batch: list[PendingFile], loaded_at) -> Iterator[Outcome]:
+    """Skip the batch's files whose content loaded before; read and commit the others."""
+    known = loaded_content(conn, [f.digest.sha256 for f in batch])
+    fresh = []
+    for file in batch:
+        sha = file.digest.sha256
+        if sha in known:
+            yield file.path, _duplicate(file.path, sha, of=known[sha])
+        else:
+            fresh.append(file)
+    yield from _read_and_commit(conn, fresh, loaded_at)
+
+
+def _read_and_commit(conn, files: list[PendingFile], loaded_at) -> Iterator[Outcome]:
+    """Read the files in one statement and commit each; when the statement fails, each half is
+    tried on its own, down to the one file that cannot be read, which is rejected."""
+    if not files:
+        return
+    try:
+        spans = judge_batch(conn, files)
+    except duckdb.Error as exc:
+        if len(files) == 1:
+            error = EventFileError(f"cannot read event file {files[0].path}: {exc}")
+            error.__cause__ = exc
+            yield files[0].path, error
+            return
+        half = len(files) // 2
+        yield from _read_and_commit(conn, files[:half], loaded_at)
+        yield from _read_and_commit(conn, files[half:], loaded_at)
+        return
+    try:
+        for file in files:
+            try:
+                result = commit_file(conn, file, spans.get(str(file.path)), loaded_at=loaded_at)
+            except EventFileError as error:
+                yield file.path, error
+                continue
+            yield file.path, result
+    finally:
+        drop_batch(conn)
