@@ -465,7 +465,7 @@ def bench_serve(work: Path) -> dict:
         progress(
             "serve",
             f"p50 {figures['serve_top_tracks_p50_ms']} ms, p99 "
-            f"{figures['serve_top_tracks_p99_ms']} ms; one client, then the events endpoint",
+            f"{figures['serve_top_tracks_p99_ms']} ms; now one client alone",
         )
         alone = _load(server.port, token, filters, 1, SERVE_BASELINE_SECONDS)
         figures.update(
@@ -480,6 +480,11 @@ def bench_serve(work: Path) -> dict:
         for length, stats in alone["by_length"].items():
             figures[f"serve_top_tracks_1client_{length}d_p50_ms"] = stats["p50_ms"]
 
+        progress(
+            "serve",
+            f"one client: p50 {figures['serve_top_tracks_1client_p50_ms']} ms; "
+            f"POSTing {2 * EVENT_BATCHES} batches of {EVENT_BATCH_ROWS:,} events",
+        )
         rng = random.Random(SEED)
         batches = [_event_batch(rng, b) for b in range(2 * EVENT_BATCHES)]
         figures["serve_events_batch_rows"] = EVENT_BATCH_ROWS
