@@ -18,11 +18,12 @@ the serve section reads its marts from a copy of it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
-from bench.processes import music_analytics, progress, run_logged, user_env
+from bench.processes import music_analytics, progress, run_logged, tail, user_env
 from bench.year_cache import (
     Year,
     cached_home,
@@ -71,8 +72,8 @@ def _check_built(home: Path, first, last) -> None:
         )
 
 
-def _floor(files: list[Path], work: Path) -> float:
-    """Seconds of the floor script over the files, in a child process."""
+def _floor(files: list[Path], work: Path) -> tuple[float, int]:
+    """Seconds of the floor script over the files, in a child process, and its streams."""
     globbed = str(files[0].parent / "*.ndjson")
     done = run_logged(
         [sys.executable, "-m", "bench.floor", str(work / "floor.duckdb"), globbed],
@@ -80,7 +81,28 @@ def _floor(files: list[Path], work: Path) -> float:
         work / "floor.log",
     )
     (work / "floor.duckdb").unlink()
-    return done.seconds
+    streams = int(done.log.read_text().split()[0])
+    return done.seconds, streams
+
+
+def _loaded(log: Path) -> dict:
+    """The rows the refresh said it loaded and quarantined (its summary line)."""
+    found = re.search(
+        r"loaded (\d+) rows from (\d+) new event file\(s\), quarantined (\d+)", tail(log)
+    )
+    if not found:
+        raise RuntimeError(f"no summary line in {log}: did `refresh` change what it prints?")
+    rows, files, quarantined = (int(x) for x in found.groups())
+    return {"rows_loaded": rows, "files_loaded": files, "rows_quarantined": quarantined}
+
+
+def _event_streams(home: Path) -> int:
+    """The event streams in the home's fct_streams (each stream_id once)."""
+    import duckdb
+
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        sql = "select count(*) from marts.fct_streams where source = 'events'"
+        return conn.execute(sql).fetchone()[0]
 
 
 def _backfill(year: Year, files: list[Path], work: Path) -> tuple[Path, dict]:
@@ -91,7 +113,12 @@ def _backfill(year: Year, files: list[Path], work: Path) -> tuple[Path, dict]:
     link_event_files(files, home / "landing" / "events")
     done = _refresh(home, year, work / "backfill_refresh.log")
     _check_built(home, year.first_day, year.last_day)
-    return home, {"seconds": round(done.seconds, 1), "peak_rss_mb": round(done.peak_rss_mb)}
+    return home, {
+        "seconds": round(done.seconds, 1),
+        "peak_rss_mb": round(done.peak_rss_mb),
+        **_loaded(done.log),
+        "fct_streams": _event_streams(home),
+    }
 
 
 def year_home(work: Path, year: Year | None = None) -> tuple[Path, dict]:
@@ -135,7 +162,7 @@ def bench_year(work: Path) -> dict:
     work.mkdir()
     files = _files(year)
     _say(f"floor: DuckDB alone over the {len(files)} files")
-    floor_s = _floor(files, work)
+    floor_s, floor_streams = _floor(files, work)
     _say(f"floor: {floor_s:.1f} s; year backfill: `music-analytics refresh` on a fresh home")
     built, backfill = _backfill(year, files, work)
     _say(f"year backfill: {backfill['seconds']} s, peak RSS {backfill['peak_rss_mb']} MB")
@@ -169,6 +196,11 @@ def bench_year(work: Path) -> dict:
         "year_backfill_seconds": backfill["seconds"],
         "year_backfill_vs_floor": round(backfill["seconds"] / floor_s, 2),
         "year_backfill_peak_rss_mb": backfill["peak_rss_mb"],
+        "year_backfill_rows_loaded": backfill["rows_loaded"],
+        "year_backfill_rows_quarantined": backfill["rows_quarantined"],
+        # the same streams, counted by the pipeline and by the floor's simpler rules
+        "year_fct_streams": backfill["fct_streams"],
+        "year_floor_streams": floor_streams,
         "day_refresh_seconds": round(on_year.seconds, 1),
         "day_refresh_peak_rss_mb": round(on_year.peak_rss_mb),
         "day_refresh_day_history_seconds": round(on_day.seconds, 1),
