@@ -148,6 +148,7 @@ def _drop(staged: Path, landing: Path) -> None:
 
 
 def _day_refresh(home: Path, year: Year, staged: Path, log: Path):
+    """Drop the day after the year into `home` and refresh: the measured run, checked."""
     _drop(staged, home / "landing" / "events")
     done = _refresh(home, year, log)
     _check_built(home, year.day(year.days), year.day(year.days))
