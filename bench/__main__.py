@@ -1,34 +1,45 @@
-"""`make bench`: ingest rate vs DuckDB's bare read_json, ingest memory, mart build scaling, the
-DSP report loader's rate and memory on a 10,000- and a 100,000-record report, and the HTTP
-server (`music-analytics serve`) under load over a year of marts (bench/serve_load.py), and the
-orchestration as users run it (bench/orchestration.py): a ten-year Spotify export through
-`music-analytics refresh` (dbt invocations it takes) and one event file dropped under
-`dagster dev` until its streams are in the mart exports.
+"""`make bench`: one section after another, each printing one progress line per step (time since
+the start, what it is doing) and its duration; then every figure, written to
+bench/results/latest.json.
 
-Prints the figures and writes them to bench/results/latest.json. Each measured load runs in a
-child process so its peak RSS is its own. BENCH_ONLY=dsp (or ingest, marts, serve,
-orchestration, or a comma list) runs only those sections and writes
-bench/results/latest-<sections>.json instead.
-BENCH_SKIP_SERVE=1 skips the serve section (its first run builds a year of marts from 10 million
-events; BENCH_SERVE_HOME keeps that home for the next runs).
+- **ingest**: the event-file loader's rate against DuckDB's bare read_json, and its memory.
+- **year** (bench/year.py): issue 11's figures through `music-analytics refresh` as users run
+  it: a year's backfill (10 million events in 365 files) against the floor (bench/floor.py),
+  and one new day's refresh with a year of history against one with a day of history. The
+  year's files, and a home built from them, are cached (bench/year_cache.py).
+- **dsp**: the DSP report loader's rate and memory on a 10,000- and a 100,000-record report.
+- **serve** (bench/serve_load.py): `music-analytics serve` under load over a copy of the cached
+  year home.
+- **orchestration** (bench/orchestration.py): a ten-year Spotify export through `refresh`
+  (the dbt invocations it takes) and one event file dropped under `dagster dev` until its
+  streams are in the mart exports.
+
+Each measured load runs in a child process (its peak RSS is its own); the pipeline's commands'
+output goes to log files in the work folder, printed (their tail) only when they fail.
+BENCH_ONLY=year (or ingest, dsp, serve, orchestration, or a comma list) runs only those
+sections and writes bench/results/latest-<sections>.json instead. BENCH_YEAR_EVENTS (default
+10000000) sizes the year, e.g. 200000 while developing; BENCH_CACHE moves the cache;
+BENCH_KEEP_WORK=1 keeps the work folder (and its logs).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
+
+from bench.processes import progress
 
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000000"))
-HISTORY_EVENTS_PER_DAY = int(os.environ.get("BENCH_EVENTS_PER_DAY", "20000"))
-SECTIONS = ("ingest", "marts", "dsp", "serve", "orchestration")
+SECTIONS = ("ingest", "year", "dsp", "serve", "orchestration")
 ONLY = tuple(s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip())
 DSP_SMALL = int(os.environ.get("BENCH_DSP_SMALL", "10000"))
 DSP_LARGE = int(os.environ.get("BENCH_DSP_LARGE", "100000"))
@@ -39,7 +50,7 @@ DSP_MEMORY_LIMIT = os.environ.get("BENCH_DSP_MEMORY_LIMIT", "256MB")
 
 # Printed last by every child: its own peak RSS in MB. VmHWM is the high-water mark of the
 # child's address space; ru_maxrss would also carry the parent's RSS at fork time over exec
-# (Linux), which the in-process mart benchmark inflates.
+# (Linux).
 PRINT_PEAK_RSS = """
 def _peak_rss_mb():
     try:
@@ -111,18 +122,21 @@ def _child(code: str, *args: str) -> tuple[list[float], float]:
 def bench_ingest(work: Path) -> dict:
     from music_analytics.lib.events.sample import generate_events
 
+    progress("ingest", f"generating one file of {EVENTS:,} events")
     t = time.perf_counter()
     sample = generate_events(
         work / "events", start=date(2025, 6, 1), days=1, events_per_day=EVENTS, seed=1
     )
     generated_s = time.perf_counter() - t
     [path] = sample.files
+    progress("ingest", f"{EVENTS:,} events generated; DuckDB's read_json, then the loader")
     (read_s, read_rows), read_rss = _child(CHILD_READ_JSON, str(work / "bare.duckdb"), str(path))
     (ingest_s, loaded, quarantined), ingest_rss = _child(
         CHILD_INGEST, str(work / "ingest.duckdb"), str(path)
     )
     lines = loaded + quarantined
     return {
+        "events": EVENTS,
         "events_file_lines": int(lines),
         "events_file_mb": round(path.stat().st_size / 2**20, 1),
         "generate_events_per_s": round(EVENTS / generated_s),
@@ -134,47 +148,6 @@ def bench_ingest(work: Path) -> dict:
         "ingest_vs_read_json_ratio": round((lines / ingest_s) / (read_rows / read_s), 3),
         "ingest_peak_rss_mb": round(ingest_rss),
         "rows_quarantined": int(quarantined),
-    }
-
-
-def _time_one_day_build(work: Path, history_days: int) -> float:
-    """Seconds to rebuild the last day of every mart over `history_days` days of events."""
-    import dagster as dg
-
-    from music_analytics.definitions import build_definitions
-    from music_analytics.defs.partitions import partition_range_tags
-    from music_analytics.lib.core.settings import Settings
-    from music_analytics.lib.events.sample import generate_events
-    from music_analytics.refresh import refresh
-
-    os.environ["MUSIC_ANALYTICS_HOME"] = str(work / f"history_{history_days}")
-    settings = Settings.from_env()
-    settings.ensure_folders()
-    last = date(2025, 9, 30)
-    first = last - timedelta(days=history_days - 1)
-    generate_events(
-        settings.events_landing,
-        start=first,
-        days=history_days,
-        events_per_day=HISTORY_EVENTS_PER_DAY,
-        seed=2,
-    )
-    instance = dg.DagsterInstance.ephemeral()
-    refresh(settings=settings, instance=instance)  # builds every day once, untimed
-    job = build_definitions(settings).resolve_job_def("daily_marts_job")
-    t = time.perf_counter()
-    job.execute_in_process(instance=instance, tags=partition_range_tags(last, last))
-    return time.perf_counter() - t
-
-
-def bench_marts(work: Path) -> dict:
-    one = _time_one_day_build(work, 1)
-    sixty = _time_one_day_build(work, 60)
-    return {
-        "mart_day_events_per_day": HISTORY_EVENTS_PER_DAY,
-        "mart_day_1d_history_seconds": round(one, 2),
-        "mart_day_60d_history_seconds": round(sixty, 2),
-        "mart_day_60d_vs_1d_ratio": round(sixty / one, 3),
     }
 
 
@@ -225,7 +198,7 @@ def bench_dsp(work: Path) -> dict:
                 f"dsp_load_peak_rss_{label}_mb": round(rss),
             }
         )
-        print(json.dumps(figures, indent=2), flush=True)
+        progress("dsp", f"{label} records: {records / seconds:,.0f} records/s, {rss:.0f} MB")
     small, large = _label(DSP_SMALL), _label(DSP_LARGE)
     figures[f"dsp_load_peak_rss_{large}_vs_{small}"] = round(peaks[DSP_LARGE] / peaks[DSP_SMALL], 2)
     # The same large load with DuckDB's default memory_limit, for comparison.
@@ -235,52 +208,65 @@ def bench_dsp(work: Path) -> dict:
     return figures
 
 
-def main() -> None:
-    import logging
+def _sections() -> dict:
+    """Each section's function, in the order they run (year before serve, which reads the
+    year home the year section caches)."""
+    from bench.orchestration import bench_orchestration
+    from bench.serve_load import bench_serve
+    from bench.year import bench_year
 
+    return {
+        "ingest": bench_ingest,
+        "year": bench_year,
+        "dsp": bench_dsp,
+        "serve": bench_serve,
+        "orchestration": bench_orchestration,
+    }
+
+
+def _targets() -> str:
     from bench.orchestration import TARGETS as ORCHESTRATION_TARGETS
     from bench.serve_load import TARGETS as SERVE_TARGETS
+    from bench.year import TARGETS as YEAR_TARGETS
 
+    return (
+        f"ingest_vs_read_json_ratio >= 0.5, {YEAR_TARGETS}, "
+        f"dsp_load_peak_rss_{_label(DSP_LARGE)}_vs_{_label(DSP_SMALL)} <= 2, "
+        f"{SERVE_TARGETS}, {ORCHESTRATION_TARGETS}"
+    )
+
+
+def main() -> None:
     unknown = set(ONLY) - set(SECTIONS)
     if unknown:
         raise SystemExit(f"BENCH_ONLY: unknown section(s) {sorted(unknown)}; use {SECTIONS}")
-    run = ONLY or SECTIONS
-    logging.getLogger("dagster").setLevel(logging.WARNING)
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     figures: dict = {}
-    with tempfile.TemporaryDirectory(prefix="music-analytics-bench-") as tmp:
-        work = Path(tmp)
-        if "ingest" in run:
-            figures["events"] = EVENTS
-            figures.update(bench_ingest(work))
-            print(json.dumps(figures, indent=2), flush=True)
-        if "marts" in run:
-            figures.update(bench_marts(work))
-        if "dsp" in run:
-            figures.update(bench_dsp(work))
-        if "serve" in run:
-            if os.environ.get("BENCH_SKIP_SERVE", "").strip() not in ("", "0"):
-                print("serve: skipped (BENCH_SKIP_SERVE is set)", flush=True)
-            else:
-                from bench.serve_load import bench_serve
-
-                figures.update(bench_serve(work))
-        if "orchestration" in run:
-            from bench.orchestration import bench_orchestration
-
-            figures.update(bench_orchestration(work))
-    if not figures:  # only skipped sections: keep the last results
-        print("nothing was measured; no results written")
-        return
+    durations: dict[str, float] = {}
+    # Other processes' CPU skews every figure on a small machine: the load when each started.
+    loads: dict[str, float] = {}
+    work = Path(tempfile.mkdtemp(prefix="music-analytics-bench-"))
+    try:
+        for name, section in _sections().items():
+            if name not in (ONLY or SECTIONS):
+                continue
+            loads[name] = round(os.getloadavg()[0], 2)
+            progress(name, f"starting (work folder {work}, load average {loads[name]})")
+            t = time.perf_counter()
+            figures.update(section(work))
+            durations[name] = round(time.perf_counter() - t, 1)
+            progress(name, f"done in {durations[name]:.0f} s")
+    finally:
+        if os.environ.get("BENCH_KEEP_WORK", "").strip() in ("", "0"):
+            shutil.rmtree(work, ignore_errors=True)
+    figures["section_seconds"] = durations
+    figures["section_load_average_1m"] = loads
+    figures["bench_seconds"] = round(sum(durations.values()), 1)
     results = RESULTS if not ONLY else RESULTS.with_name(f"latest-{'-'.join(ONLY)}.json")
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
-    print(
-        "targets: ingest_vs_read_json_ratio >= 0.5, mart_day_60d_vs_1d_ratio <= 1.5, "
-        f"dsp_load_peak_rss_{_label(DSP_LARGE)}_vs_{_label(DSP_SMALL)} <= 2, "
-        f"{SERVE_TARGETS}, {ORCHESTRATION_TARGETS}; written to {results}"
-    )
+    print(f"targets: {_targets()}; written to {results}")
 
 
 if __name__ == "__main__":

@@ -26,17 +26,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import zipfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from bench.processes import BIN, REPO, progress, tail, user_env
+
 LIFETIME_YEARS = int(os.environ.get("BENCH_LIFETIME_YEARS", "10"))
-LIFETIME_DAYS_PER_YEAR = int(os.environ.get("BENCH_LIFETIME_DAYS_PER_YEAR", "28"))
+# A week a year (it was four): ten sparse years show as well whether they take one dbt
+# invocation (the figure), with a quarter of the days to build.
+LIFETIME_DAYS_PER_YEAR = int(os.environ.get("BENCH_LIFETIME_DAYS_PER_YEAR", "7"))
 LIFETIME_PLAYS_PER_DAY = int(os.environ.get("BENCH_LIFETIME_PLAYS_PER_DAY", "30"))
 DROP_EVENTS = int(os.environ.get("BENCH_DROP_EVENTS", "2000"))
 DEV_START_TIMEOUT_S = 300
@@ -45,26 +46,7 @@ TARGETS = "lifetime_export_builds == 1, drop_to_mart_seconds <= 120"
 
 
 def _progress(message: str) -> None:
-    print(f"orchestration: {message}", flush=True)
-
-
-def _tail(log: Path, chars: int = 4000) -> str:
-    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no output)"
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    """The environment of a user's process on `home`: venv first on PATH, DAGSTER_HOME under
-    the home (as `music-analytics dagster-home` makes it), no inherited MUSIC_ANALYTICS_*."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSIC_ANALYTICS_")}
-    env.pop("DAGSTER_HOME", None)
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        MUSIC_ANALYTICS_HOME=str(home),
-        DAGSTER_HOME=str(home / "dagster"),
-        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
-        **extra,
-    )
-    return env
+    progress("orchestration", message)
 
 
 def _instance(home: Path):
@@ -77,7 +59,7 @@ def _instance(home: Path):
 
 
 def _write_lifetime_export(work: Path, landing: Path) -> tuple[set[date], int]:
-    """One listener's ten years, a few weeks each year, as one `my_spotify_data.zip`; returns
+    """One listener's ten years, a week each year, as one `my_spotify_data.zip`; returns
     the UTC days with a play and the number of rows."""
     from music_analytics.lib.spotify.sample import EXTENDED_FOLDER, generate_history_export
 
@@ -172,7 +154,7 @@ def bench_lifetime_export(work: Path) -> dict:
         f"({years[0]}..{years[-1]}); running `music-analytics refresh`"
     )
     log = work / "lifetime_refresh.log"
-    env = _env(home, MUSIC_ANALYTICS_FILE_STABLE_SECONDS="0")
+    env = user_env(home, MUSIC_ANALYTICS_FILE_STABLE_SECONDS="0")
     t = time.perf_counter()
     with log.open("w") as out:
         done = subprocess.run(
@@ -184,7 +166,7 @@ def bench_lifetime_export(work: Path) -> dict:
         )
     seconds = time.perf_counter() - t
     if done.returncode:
-        raise RuntimeError(f"refresh exited {done.returncode}:\n{_tail(log)}")
+        raise RuntimeError(f"refresh exited {done.returncode}:\n{tail(log)}")
     with _instance(home) as instance:
         runs = instance.get_runs()
         marts = [r.run_id for r in runs if r.job_name == "daily_marts_job"]
@@ -199,7 +181,7 @@ def bench_lifetime_export(work: Path) -> dict:
             "from marts.fct_streams where source = 'spotify_history'"
         ).fetchone()
     if failed:
-        raise RuntimeError(f"refresh left failed runs {failed}:\n{_tail(log)}")
+        raise RuntimeError(f"refresh left failed runs {failed}:\n{tail(log)}")
     figures = {
         "lifetime_export_plays": rows,
         "lifetime_export_play_days": len(play_days),
@@ -302,7 +284,7 @@ def _fail_on_failed_runs(home: Path, log: Path) -> None:
         failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
         if failed:
             why = [e.message for e in instance.all_logs(failed[0].run_id)][-3:]
-            raise RuntimeError(f"run {failed[0].run_id} failed: {why}\n{_tail(log)}")
+            raise RuntimeError(f"run {failed[0].run_id} failed: {why}\n{tail(log)}")
 
 
 def _breakdown(instance, run_id: str, dropped_at: float) -> dict:
@@ -361,7 +343,7 @@ def bench_drop_to_mart(work: Path) -> dict:
 
     home = work / "dev_home"
     home.mkdir()
-    env = _env(home)
+    env = user_env(home)
     subprocess.run(  # as `make dev` does: write dagster.yaml, set the pool limits
         [str(BIN / "music-analytics"), "dagster-home"],
         cwd=REPO,
@@ -383,7 +365,7 @@ def bench_drop_to_mart(work: Path) -> dict:
             stderr=subprocess.STDOUT,
         )
     if init.returncode:
-        raise RuntimeError(f"refresh of {week_ago} failed:\n{_tail(init_log)}")
+        raise RuntimeError(f"refresh of {week_ago} failed:\n{tail(init_log)}")
     day = datetime.now(UTC).date() - timedelta(days=1)
     staged = generate_events(
         work / "drop", start=day, days=1, events_per_day=DROP_EVENTS, seed=11
@@ -408,7 +390,7 @@ def bench_drop_to_mart(work: Path) -> dict:
             if process.poll() is not None or time.monotonic() - t > DEV_START_TIMEOUT_S:
                 raise RuntimeError(
                     f"dagster dev did not come up (webserver answers: {webserver}, daemon "
-                    f"heartbeats: {daemon}):\n{_tail(log)}"
+                    f"heartbeats: {daemon}):\n{tail(log)}"
                 )
             time.sleep(1)
             webserver = webserver or _answers(f"http://127.0.0.1:{port}/server_info")
@@ -427,10 +409,10 @@ def bench_drop_to_mart(work: Path) -> dict:
             if time.monotonic() - t > DROP_TIMEOUT_S:
                 raise RuntimeError(
                     f"the dropped file's streams were not in the exports after "
-                    f"{DROP_TIMEOUT_S} s:\n{_tail(log)}"
+                    f"{DROP_TIMEOUT_S} s:\n{tail(log)}"
                 )
             if process.poll() is not None:
-                raise RuntimeError(f"dagster dev exited:\n{_tail(log)}")
+                raise RuntimeError(f"dagster dev exited:\n{tail(log)}")
             time.sleep(1)
             if int(time.monotonic() - t) % 10 == 0:
                 _fail_on_failed_runs(home, log)
@@ -469,7 +451,6 @@ def bench_orchestration(work: Path) -> dict:
     work.mkdir()
     figures = {"orchestration_load_average_1m": round(os.getloadavg()[0], 2)}
     figures.update(bench_lifetime_export(work))
-    print(json.dumps(figures, indent=2), flush=True)
     figures.update(bench_drop_to_mart(work))
     figures["orchestration_load_average_1m_after"] = round(os.getloadavg()[0], 2)
     return figures

@@ -1,19 +1,15 @@
 """The `serve` section of `make bench`: `music-analytics serve` under load from another process.
 
-A year of daily marts is built from BENCH_SERVE_EVENTS sample events (default 10 million over
-BENCH_SERVE_DAYS=365 days) by the real pipeline (`refresh`) in a child process; with
-BENCH_SERVE_HOME set, that home is kept and reused by later runs. The server then runs as its
-own process, and this process loads it: 8 clients (a keep-alive connection and a thread each)
+The server runs on a copy of the cached year home (bench/year.py: the marts `refresh` built
+from 10 million events over 365 days, built once per code version), as its own process, and
+this process loads it: 8 clients (a keep-alive connection and a thread each)
 call the top_tracks pipe with parameters drawn from a seeded RNG for BENCH_SERVE_SECONDS after a
 2 s warm-up, then one client alone for the baseline; then 10,000-row NDJSON batches are POSTed
 to /v0/events (sequentially, then from 4 clients). The server's peak RSS is sampled throughout.
-
-`python -m bench.serve_load build <home> <events> <days>` is the child that builds the home.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import math
@@ -22,23 +18,22 @@ import random
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-SERVE_EVENTS = int(os.environ.get("BENCH_SERVE_EVENTS", "10000000"))
-SERVE_DAYS = int(os.environ.get("BENCH_SERVE_DAYS", "365"))
+from bench.processes import REPO, TreeRss, music_analytics, progress, user_env
+from bench.year import year_home
+from bench.year_cache import Year, copy_home
+
 SERVE_SECONDS = float(os.environ.get("BENCH_SERVE_SECONDS", "20"))
 SERVE_BASELINE_SECONDS = float(os.environ.get("BENCH_SERVE_BASELINE_SECONDS", "10"))
 SERVE_CLIENTS = int(os.environ.get("BENCH_SERVE_CLIENTS", "8"))
 # Server processes (`serve --workers`); on 2 cores one process answered more than two.
 SERVE_WORKERS = int(os.environ.get("BENCH_SERVE_WORKERS", "1"))
-SERVE_HOME = os.environ.get("BENCH_SERVE_HOME", "").strip()
 WARMUP_SECONDS = 2.0
-FIRST_DAY = date(2025, 1, 1)
 SEED = 11
 # Range lengths in days and their weights: mostly short ranges, a few full years.
 RANGE_WEIGHTS = {7: 40, 1: 25, 30: 20, 90: 10, 365: 5}
@@ -46,153 +41,7 @@ LIMITS = (10, 50, 100)
 EVENT_BATCH_ROWS = 10_000
 EVENT_BATCHES = 20
 EVENT_CLIENTS = 4
-BUILT_MARKER = ".bench-serve-built.json"
-BUILDING_MARKER = ".bench-serve-building"
 TARGETS = "serve_top_tracks_p50_ms <= 20, serve_top_tracks_p99_ms <= 100"
-
-REPO = Path(__file__).resolve().parent.parent
-SERVE_EXE = Path(sys.executable).with_name("music-analytics")
-
-
-# --- the home: a year of marts ------------------------------------------------------------
-
-
-def _home_env(home: Path) -> dict[str, str]:
-    return {
-        "MUSIC_ANALYTICS_HOME": str(home),
-        "DAGSTER_HOME": str(home / "dagster"),
-        "MUSIC_ANALYTICS_START_DATE": FIRST_DAY.isoformat(),
-        "MUSIC_ANALYTICS_FILE_STABLE_SECONDS": "0",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
-
-
-def _build_child(home: Path, events: int, days: int) -> None:
-    """In the child: generate the events into the landing folder and run `refresh`."""
-    import logging
-
-    import dagster as dg
-
-    from music_analytics.lib.core.settings import Settings
-    from music_analytics.lib.events.sample import generate_events
-    from music_analytics.refresh import refresh
-
-    logging.getLogger("dagster").setLevel(logging.WARNING)
-    settings = Settings.from_env()
-    settings.ensure_folders()
-    t = time.perf_counter()
-    sample = generate_events(
-        settings.events_landing,
-        start=FIRST_DAY,
-        days=days,
-        events_per_day=events // days,
-        seed=SEED,
-    )
-    generated = time.perf_counter() - t
-    t = time.perf_counter()
-    summary = refresh(
-        settings=settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING"
-    )
-    refreshed = time.perf_counter() - t
-    print(
-        json.dumps(
-            {
-                "generate_seconds": round(generated, 1),
-                "events_generated": sample.events,
-                "refresh_seconds": round(refreshed, 1),
-                "rows_loaded": summary.rows_loaded,
-                "rows_quarantined": summary.rows_quarantined,
-                "ranges_built": [[a.isoformat(), b.isoformat()] for a, b in summary.ranges_built],
-            }
-        ),
-        flush=True,
-    )
-
-
-class _TreeRss:
-    """Samples the summed RSS of a process and its descendants; keeps the peak (MB)."""
-
-    def __init__(self, pid: int, interval: float = 0.25) -> None:
-        import psutil
-
-        self._proc = psutil.Process(pid)
-        self.interval = interval
-        self.peak_mb = 0.0
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            try:
-                procs = [self._proc, *self._proc.children(recursive=True)]
-                total = 0
-                for proc in procs:
-                    with contextlib.suppress(psutil.Error):
-                        total += proc.memory_info().rss
-                self.peak_mb = max(self.peak_mb, total / 2**20)
-                self.samples += 1
-            except psutil.Error:
-                return
-            self._stop.wait(self.interval)
-
-    def stop(self) -> float:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        return self.peak_mb
-
-
-def build_home(home: Path) -> dict:
-    """The home's marts, built unless a finished build of the same size is already there."""
-    marker = home / BUILT_MARKER
-    wanted = {"events": SERVE_EVENTS, "days": SERVE_DAYS, "first_day": FIRST_DAY.isoformat()}
-    if marker.is_file():
-        built = json.loads(marker.read_text())
-        if all(built.get(k) == v for k, v in wanted.items()):
-            print(f"serve: reusing the marts built in {home} ({built['build_seconds']} s then)")
-            return {**built, "reused": True}
-        raise SystemExit(
-            f"BENCH_SERVE_HOME={home} was built for {built} rather than {wanted}: "
-            "remove it or point BENCH_SERVE_HOME elsewhere"
-        )
-    if home.exists() and any(home.iterdir()):
-        if not (home / BUILDING_MARKER).exists():
-            raise SystemExit(f"BENCH_SERVE_HOME={home} is not empty and not a bench home")
-        shutil.rmtree(home)  # an interrupted build of ours: start again
-    home.mkdir(parents=True, exist_ok=True)
-    (home / BUILDING_MARKER).touch()
-    print(
-        f"serve: building {SERVE_DAYS} days of marts from {SERVE_EVENTS:,} events in {home} ...",
-        flush=True,
-    )
-    t = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "bench.serve_load", "build", str(home)],
-        cwd=REPO,
-        env={**os.environ, **_home_env(home)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    rss = _TreeRss(child.pid, interval=1.0)
-    out, err = child.communicate()
-    build_seconds = time.perf_counter() - t
-    peak = rss.stop()
-    if child.returncode:
-        raise RuntimeError(f"building the serve benchmark's marts failed:\n{err[-3000:]}")
-    child_figures = json.loads(out.strip().splitlines()[-1])
-    built = {
-        **wanted,
-        "build_seconds": round(build_seconds, 1),
-        "build_peak_rss_mb": round(peak),
-        **child_figures,
-    }
-    marker.write_text(json.dumps(built, indent=2) + "\n")
-    (home / BUILDING_MARKER).unlink()
-    return {**built, "reused": False}
 
 
 # --- the server ---------------------------------------------------------------------------
@@ -218,15 +67,14 @@ def _vm_hwm_mb(pid: int) -> float | None:
 class Server:
     """`music-analytics serve` on a free port, as a process of its own."""
 
-    def __init__(self, home: Path, log_path: Path, tmp: Path) -> None:
+    def __init__(self, home: Path, year: Year, log_path: Path, tmp: Path) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = _free_port()
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 (open while the server runs)
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(
-            [
-                str(SERVE_EXE),
+            music_analytics(
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -237,14 +85,14 @@ class Server:
                 str(SERVE_WORKERS),
                 "--log-level",
                 "warning",
-            ],
+            ),
             cwd=REPO,
             # The snapshot goes to a temporary folder the server leaves behind: keep it in ours.
-            env={**os.environ, **_home_env(home), "TMPDIR": str(tmp)},
+            env=user_env(home, **year.env(), TMPDIR=str(tmp)),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.rss = _TreeRss(self.proc.pid, interval=0.2)
+        self.rss = TreeRss(self.proc.pid, interval=0.2)
 
     def wait_ready(self, timeout: float = 900) -> dict:
         """Poll /healthz until 200; the first answered request builds the snapshot."""
@@ -547,23 +395,17 @@ def _post_events(port: int, token: str, batches: list[bytes], clients: int) -> d
 def bench_serve(work: Path) -> dict:
     from music_analytics.server.api_tokens import create_token
 
-    home = Path(SERVE_HOME).resolve() if SERVE_HOME else work / "serve_home"
-    built = build_home(home)
+    year = Year()
+    cached, built = year_home(work, year)
+    progress("serve", "copying the year home (the server and the posted events write to it)")
+    home = copy_home(cached, work / "serve_home")
     figures: dict = {
-        "serve_events": SERVE_EVENTS,
-        "serve_days": SERVE_DAYS,
-        "serve_marts_build_seconds": built["build_seconds"],
-        "serve_marts_build_reused": built["reused"],
-        "serve_marts_build_generate_seconds": built.get("generate_seconds"),
-        "serve_marts_build_refresh_seconds": built.get("refresh_seconds"),
-        "serve_marts_build_peak_rss_mb": built.get("build_peak_rss_mb"),
-        "serve_rows_loaded": built.get("rows_loaded"),
-        "serve_rows_quarantined": built.get("rows_quarantined"),
+        "serve_events": year.events,
+        "serve_days": year.days,
+        "serve_marts_build_seconds": built["seconds"],
     }
     token = create_token(home / "secrets" / "api_tokens.json", "bench", ["ADMIN"]).token
-    landing = home / "landing" / "events"
-    before = set(os.listdir(landing)) if landing.is_dir() else set()
-    server = Server(home, work / "serve.log", work / "serve_tmp")
+    server = Server(home, year, work / "serve.log", work / "serve_tmp")
     try:
         ready = server.wait_ready()
         health = ready.pop("health")
@@ -577,7 +419,11 @@ def bench_serve(work: Path) -> dict:
             raise RuntimeError(f"/v0/filters answered {status}: {raw[:300]!r}")
         filters = json.loads(raw)
         figures["serve_date_range"] = filters["date_range"]
-        print(f"serve: ready ({json.dumps(figures)}); loading top_tracks ...", flush=True)
+        progress(
+            "serve",
+            f"server ready after {ready['serve_start_to_first_healthz_seconds']} s; "
+            f"{SERVE_CLIENTS} clients call top_tracks for {SERVE_SECONDS:.0f} s",
+        )
 
         # CPU of the server, of these clients and of anything else on the machine during the
         # load: the figures mean little if other processes took a core meanwhile.
@@ -616,8 +462,11 @@ def bench_serve(work: Path) -> dict:
             answers = json.loads(raw).get("pipe_answers", {})
             figures["serve_top_tracks_answers_reused"] = answers.get("reused")
             figures["serve_top_tracks_answers_computed"] = answers.get("computed")
-        print(json.dumps(figures, indent=2), flush=True)
-
+        progress(
+            "serve",
+            f"p50 {figures['serve_top_tracks_p50_ms']} ms, p99 "
+            f"{figures['serve_top_tracks_p99_ms']} ms; now one client alone",
+        )
         alone = _load(server.port, token, filters, 1, SERVE_BASELINE_SECONDS)
         figures.update(
             {
@@ -631,6 +480,11 @@ def bench_serve(work: Path) -> dict:
         for length, stats in alone["by_length"].items():
             figures[f"serve_top_tracks_1client_{length}d_p50_ms"] = stats["p50_ms"]
 
+        progress(
+            "serve",
+            f"one client: p50 {figures['serve_top_tracks_1client_p50_ms']} ms; "
+            f"POSTing {2 * EVENT_BATCHES} batches of {EVENT_BATCH_ROWS:,} events",
+        )
         rng = random.Random(SEED)
         batches = [_event_batch(rng, b) for b in range(2 * EVENT_BATCHES)]
         figures["serve_events_batch_rows"] = EVENT_BATCH_ROWS
@@ -654,16 +508,5 @@ def bench_serve(work: Path) -> dict:
                 figures[f"{key}_failures"] = posted["failures"]
     finally:
         figures.update(server.stop())
-        if landing.is_dir():  # the posted batches: keep a reused home as it was built
-            for name in set(os.listdir(landing)) - before:
-                path = landing / name
-                if path.is_file():
-                    path.unlink()
+        shutil.rmtree(home, ignore_errors=True)
     return figures
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "build":
-        _build_child(Path(sys.argv[2]), SERVE_EVENTS, SERVE_DAYS)
-    else:
-        raise SystemExit("usage: python -m bench.serve_load build <home>")
