@@ -4,6 +4,7 @@ Built from Settings. The one secret, DSP_API_TOKEN, is passed as `dg.EnvVar`, so
 run config show the variable's name, never its value.
 """
 
+import importlib.metadata
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 import dagster as dg
@@ -18,6 +20,7 @@ import duckdb
 from dagster_dbt import DbtCliResource, DbtProject
 from dagster_dbt.dbt_project import using_dagster_dev
 from dagster_duckdb import DuckDBResource
+from packaging import version
 from pydantic import Field
 
 from music_analytics.lib.core.landing import landing_folder
@@ -65,16 +68,26 @@ def dbt_executable() -> str:
 
 
 class DbtCli(DbtCliResource):
-    """dagster-dbt's dbt CLI resource, without the dbt adapter it opens in Dagster's process.
+    """dagster-dbt's dbt CLI resource, without two start-up costs it pays in each run's process.
 
-    dagster-dbt loads dbt's profile, project and adapter in the calling process before every
-    invocation, for `fetch_row_counts`/`fetch_column_metadata`, which this project does not
-    use; skipping it saves importing and configuring dbt-core in every run's process (dbt
-    itself runs in its subprocess as before).
+    - dagster-dbt loads dbt's profile, project and adapter in the calling process before every
+      invocation, for `fetch_row_counts`/`fetch_column_metadata`, which this project does not
+      use: skipped.
+    - It learns dbt's version by running `dbt --version` (a whole dbt start-up, ~3 s): the
+      dbt beside this interpreter (`dbt_executable`) is the installed dbt-core, whose version
+      the package metadata gives.
+    (dagster-dbt 0.29's private hooks, see its core/resource.py; dbt itself runs in its
+    subprocess as before.)
     """
 
-    def _initialize_dbt_core_adapter(self, args):  # dagster-dbt 0.29's hook, see resource.py
+    def _initialize_dbt_core_adapter(self, args):
         return None
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        if self.dbt_executable != dbt_executable():
+            return super()._cli_version
+        return version.parse(importlib.metadata.version("dbt-core"))
 
 
 @contextmanager
