@@ -38,15 +38,21 @@ def new_load_id(at: datetime | None = None) -> str:
     return f"{at:%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}"
 
 
-def file_sha256(path: Path, *, decompress_gzip: bool = False) -> str:
-    """SHA-256 of a file's bytes (of its decompressed content for `.gz` when asked), so a
-    renamed copy, or a re-gzipped one, is recognised."""
-    digest = hashlib.sha256()
+def file_digest(path: Path, *, decompress_gzip: bool = False) -> tuple[str, int]:
+    """SHA-256 and length of a file's bytes (of its decompressed content for `.gz` when asked),
+    so a renamed copy, or a re-gzipped one, is recognised."""
+    digest, size = hashlib.sha256(), 0
     gz = decompress_gzip and Path(path).name.lower().endswith(".gz")
     with (gzip.open if gz else open)(path, "rb") as handle:
         while chunk := handle.read(_HASH_CHUNK):
             digest.update(chunk)
-    return digest.hexdigest()
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def file_sha256(path: Path, *, decompress_gzip: bool = False) -> str:
+    """SHA-256 of a file's bytes (see `file_digest`)."""
+    return file_digest(path, decompress_gzip=decompress_gzip)[0]
 
 
 @dataclass

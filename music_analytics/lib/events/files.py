@@ -29,7 +29,6 @@ from music_analytics.lib.core.warehouse import ensure_raw_tables
 from music_analytics.lib.events.file_batch import PendingFile, commit_file, drop_batch, judge_batch
 from music_analytics.lib.events.file_results import EventFileError, FileLoadResult
 from music_analytics.lib.events.known_files import (
-    content_digest,
     digests_ahead,
     loaded_content,
     loaded_unchanged,
@@ -39,7 +38,6 @@ __all__ = [
     "BATCH_BYTES",
     "EventFileError",
     "FileLoadResult",
-    "content_sha256",
     "load_event_file",
     "load_event_files",
 ]
@@ -50,11 +48,6 @@ __all__ = [
 BATCH_BYTES = 256 << 20
 
 Outcome = tuple[Path, FileLoadResult | EventFileError]
-
-
-def content_sha256(path: Path) -> str:
-    """SHA-256 of the file's decompressed content, so a renamed or re-gzipped copy matches."""
-    return content_digest(Path(path)).sha256
 
 
 def load_event_file(

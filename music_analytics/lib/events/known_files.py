@@ -12,8 +12,6 @@ in parallel with each other and with DuckDB's work.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,11 +20,11 @@ from pathlib import Path
 
 import duckdb
 
+from music_analytics.lib.core.raw_writer import file_digest
 from music_analytics.lib.core.warehouse import RAW_SCHEMA
 from music_analytics.lib.events.file_results import EventFileError
 
 HASH_THREADS = min(4, os.cpu_count() or 1)
-_HASH_CHUNK = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -39,16 +37,11 @@ class FileDigest:
 
 def content_digest(path: Path) -> FileDigest:
     """SHA-256 and size of the file's decompressed content (gzip by the `.gz` name)."""
-    digest, size = hashlib.sha256(), 0
-    gz = Path(path).name.lower().endswith(".gz")
     try:
-        with (gzip.open if gz else open)(path, "rb") as handle:
-            while chunk := handle.read(_HASH_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
+        sha256, size = file_digest(path, decompress_gzip=True)
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise EventFileError(f"cannot read event file {path}: {exc}") from exc
-    return FileDigest(digest.hexdigest(), size)
+    return FileDigest(sha256, size)
 
 
 def digests_ahead(paths: list[Path]) -> Iterator[tuple[Path, FileDigest | EventFileError]]:
