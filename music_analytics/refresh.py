@@ -150,8 +150,9 @@ def refresh(
     once they are completely written, and recently-played is polled once when Spotify is
     connected; unreadable files move to rejected/. With start and end, the DSP reports of
     those days are also fetched from the API (when it is configured) and those days are
-    rebuilt too. The marts are built by one run without a partition (one dbt invocation for
-    every day the rebuild ledger holds, however sparse), which also writes their exports.
+    rebuilt too. The marts are built by one run on the newest planned day's partition (one dbt
+    invocation for every day the rebuild ledger holds, however sparse), which also writes
+    their exports.
     `log_level` filters what the runs print (their event logs in the instance keep all).
     """
     from music_analytics.definitions import build_definitions

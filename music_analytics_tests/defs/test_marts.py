@@ -316,3 +316,31 @@ def test_a_builds_tests_read_its_days_only_and_fail_on_a_bad_row_of_one(built, t
     assert "unique_combination_top_tracks_daily" in failed
     assert failures(*on(good_day)) == []
     assert len(failures()) == 1
+
+
+def test_a_null_in_a_required_column_fails_the_models_not_null_test(built, tmp_path):
+    """dbt's not_null_columns test (one per model, every required column) on a copy of the
+    warehouse whose top_tracks_daily lost a track_id on one row: it fails, naming the column."""
+    settings, _, _, _ = built
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(settings.warehouse_path, home / "warehouse.duckdb")
+    select = ("--select", "top_tracks_daily,test_name:not_null_columns")
+    assert run_dbt(home, "test", *select).returncode == 0
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        conn.execute(
+            "update marts.top_tracks_daily set track_id = null "
+            "where track_id = (select min(track_id) from marts.top_tracks_daily)"
+        )
+    result = run_dbt(home, "test", *select, "--store-failures")
+    assert result.returncode != 0
+    [failed] = [line for line in result.stdout.splitlines() if " FAIL " in line]
+    assert "not_null_columns_top_tracks_daily" in failed
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as conn:
+        # dbt stores the failing rows under the test's name, shortened with a hash
+        [(table,)] = conn.execute(
+            "select table_name from duckdb_tables() where schema_name = 'dbt_test__audit' "
+            "and table_name like 'not_null_columns_top_tracks_da%'"
+        ).fetchall()
+        rows = conn.execute(f'select column_name from dbt_test__audit."{table}"').fetchall()
+    assert rows == [("track_id",)]
