@@ -16,9 +16,10 @@ import dagster as dg
 import duckdb
 
 from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
+from music_analytics.defs.orchestration.jobs import marts_of_sources
 from music_analytics.defs.orchestration.run_recovery import fail_dead_runs
 from music_analytics.defs.partitions import partition_bounds
-from music_analytics.defs.transform.assets import plan_marts
+from music_analytics.defs.transform.assets import ALL_MODELS, plan_marts
 from music_analytics.instance.home import prepare_dagster_home, set_pool_limits
 from music_analytics.lib.core.landing import (
     file_run_key,
@@ -110,13 +111,31 @@ def _ingest_events(defs, instance, paths: list[Path], summary: RefreshSummary, l
         summary.rejected += list(metadata["rejected"].value.values())
 
 
-def _plan_marts(settings: Settings, extra_days: list[date]) -> BuildPlan:
-    """The build the marts run will make: every pending day and the days asked for."""
+def _plan_marts(
+    defs: dg.Definitions, settings: Settings, explicit: list[date]
+) -> tuple[BuildPlan, dg.JobDefinition]:
+    """The build the marts run will make, and the job (or subset of it) that makes it.
+
+    With days asked for, every model builds them and every pending day. Otherwise only the
+    models fed by the sources with pending days (`marts_of_sources`): an events load rebuilds
+    the event marts, not the DSP and Spotify ones, which it did not change.
+    """
     first, last = partition_bounds(settings.start_date)
     with duckdb.connect(str(settings.warehouse_path)) as conn:
         ensure_raw_tables(conn)
         pending = read_pending(conn)
-    return plan_marts(pending, first=first, last=last, extra_days=extra_days)
+    job = defs.resolve_job_def("daily_marts_job")
+    models = ALL_MODELS
+    if not explicit and pending:
+        selection = marts_of_sources(pending.sources)
+        graph = defs.resolve_asset_graph()
+        keys = selection.resolve(graph)
+        models = frozenset(key.path[-1] for key in keys)
+        if models != ALL_MODELS:
+            checks = selection.resolve_checks(graph)
+            job = job.get_subset(asset_selection=keys, asset_check_selection=checks)
+    plan = plan_marts(pending, first=first, last=last, selected_models=models, extra_days=explicit)
+    return plan, job
 
 
 @contextlib.contextmanager
@@ -152,7 +171,8 @@ def refresh(
     those days are also fetched from the API (when it is configured) and those days are
     rebuilt too. The marts are built by one run on the newest planned day's partition (one dbt
     invocation for every day the rebuild ledger holds, however sparse), which also writes
-    their exports.
+    their exports; without start and end it builds only the models fed by the sources with
+    pending days.
     `log_level` filters what the runs print (their event logs in the instance keep all).
     """
     from music_analytics.definitions import build_definitions
@@ -190,14 +210,14 @@ def refresh(
     summary.spotify_polled_plays = spotify.polled_plays_new
     summary.spotify_failures = spotify.failures
     summary.rejected += spotify.rejected
-    plan = _plan_marts(settings, explicit)
+    plan, marts_job = _plan_marts(defs, settings, explicit)
     summary.days_outside_partitions = plan.outside
     if plan.outside:
         summary.outside_message = outside_message(plan.outside, first, last)
     if plan.days:
         config = {"days": [day.isoformat() for day in explicit]}
         with _dbt_output_unless_it_fails(quiet=log_level not in ("DEBUG", "INFO")):
-            defs.resolve_job_def("daily_marts_job").execute_in_process(
+            marts_job.execute_in_process(
                 instance=instance,
                 partition_key=plan.days[-1].isoformat(),  # the step builds every planned day
                 run_config={**_logging(log_level), "ops": {"dbt_daily_models": {"config": config}}},

@@ -5,8 +5,8 @@
     tests that day, not the whole history. The column is the model's unique_key for the
     incremental marts (for meta export_grain 'month', the months holding the days built), else
     its meta partition_column (staging views); a model with neither is tested whole, and so is
-    every model when var day_ranges is unset (a plain `dbt build` or `dbt test`). Any other
-    `where` is applied as dbt does.
+    every model when no days are given (a plain `dbt build` or `dbt test`). Any other `where`
+    is applied as dbt does.
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where', '') -%}
@@ -23,7 +23,7 @@
 
 {#- The partition_window filter of the model behind `relation`, or '' to test it whole. -#}
 {% macro built_days_filter(relation) -%}
-    {%- if not var('day_ranges', none) -%}
+    {%- if not built_day_ranges() -%}
         {%- do return('') -%}
     {%- endif -%}
     {%- for node in graph.nodes.values()

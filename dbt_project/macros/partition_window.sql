@@ -1,13 +1,13 @@
 {#-
-    The rows of the days being built: `column` within one of var('day_ranges'), a list of
-    [first, last] pairs (inclusive) that Dagster passes, each widened by `lookback_days`
+    The rows of the days being built: `column` within one of built_day_ranges(), a list of
+    [first, last] pairs (inclusive), each widened by `lookback_days`
     before its first day (for trailing windows). The pairs need not touch: one invocation
     builds any set of days. With grain='month', `column` holds month starts and the rows are
-    those of the months holding a day built. True when the var is unset, so a plain
+    those of the months holding a day built. True when no days are given, so a plain
     `dbt build` builds every day.
 -#}
 {% macro partition_window(column, lookback_days=0, grain='day') -%}
-    {%- set ranges = var('day_ranges', none) -%}
+    {%- set ranges = built_day_ranges() -%}
     {%- if ranges -%}
         ({%- for first, last in ranges %}
             {%- set first_day = "cast('" ~ first ~ "' as date)" %}
@@ -22,4 +22,20 @@
     {%- else -%}
         true
     {%- endif -%}
+{%- endmacro %}
+
+
+{#-
+    The days being built as [first, last] pairs, or none for every day: var('day_ranges') when
+    given on the command line, else the JSON that Dagster puts in the environment variable
+    MUSIC_ANALYTICS_DBT_DAY_RANGES (music_analytics/defs/transform/dbt_build.py). The variable
+    is read only while dbt executes, never while it parses, so a new set of days leaves dbt's
+    saved parse state valid (a changed --vars makes dbt parse the whole project again).
+-#}
+{% macro built_day_ranges() -%}
+    {%- set ranges = var('day_ranges', none) -%}
+    {%- if ranges is none and execute -%}
+        {%- set ranges = fromjson(env_var('MUSIC_ANALYTICS_DBT_DAY_RANGES', 'null')) -%}
+    {%- endif -%}
+    {%- do return(ranges) -%}
 {%- endmacro %}

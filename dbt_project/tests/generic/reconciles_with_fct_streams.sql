@@ -1,8 +1,8 @@
 {#-
     Per day, the mart's sum of `column_name` equals the number of rows of fct_streams (those
     matching `fct_filter`, e.g. one source, when given): no stream lost or counted twice
-    between the fact and the mart. Limited to the days being built when Dagster sets var
-    day_ranges.
+    between the fact and the mart. Limited to the days being built when Dagster gives them
+    (built_day_ranges()).
 -#}
 {% test reconciles_with_fct_streams(model, column_name, fct_filter='true') %}
 with mart as (

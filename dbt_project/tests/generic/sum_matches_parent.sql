@@ -2,8 +2,8 @@
     Per group of `keys`, the model's sum of `column_name` equals `field` on the row with the
     same keys in `to` (e.g. a track's country streams add up to its total streams). Groups
     where either side is unknown (NULL) are not compared; a group without a row in `to`
-    fails. Limited to the days being built (on `date_column`) when Dagster sets var
-    day_ranges.
+    fails. Limited to the days being built (on `date_column`) when Dagster gives
+    them (built_day_ranges()).
 -#}
 {% test sum_matches_parent(model, column_name, to, field, keys, date_column) %}
 with children as (

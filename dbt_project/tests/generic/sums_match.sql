@@ -2,7 +2,7 @@
     The model is `to` summed: per `date_column` value (a day, or with grain='month' a month
     start) and group of `keys`, each of `measures` equals the sum of the same column over the
     rows of `to` in that day or month; a group on one side only fails. Limited to the days (or
-    the months holding the days) being built when Dagster sets var day_ranges.
+    the months holding the days) being built when Dagster gives them (built_day_ranges()).
 -#}
 {% test sums_match(model, to, keys, measures, date_column, to_date_column='stream_date', grain='day') %}
 {%- if grain == 'month' -%}

@@ -1,8 +1,10 @@
-"""Jobs over the marts, and the selection that puts a source's marts in its ingest run."""
+"""Jobs over the marts, and the selections of the marts a source feeds."""
+
+from collections.abc import Iterable
 
 import dagster as dg
 
-from music_analytics.defs.transform.assets import dbt_daily_models
+from music_analytics.defs.transform.assets import MODELS_BY_SOURCE, dbt_daily_models
 
 daily_marts_job = dg.define_asset_job(
     "daily_marts_job",
@@ -15,11 +17,28 @@ daily_marts_job = dg.define_asset_job(
 )
 
 
+def _with_what_they_read(models: dg.AssetSelection) -> dg.AssetSelection:
+    """dbt models with the dbt models they read, those without their checks.
+
+    On a fresh home, fct_streams needs the Spotify views to exist even for an events load, so
+    they are built; their tests read data the load did not change, so they do not run.
+    """
+    dbt = dg.AssetSelection.assets(dbt_daily_models)
+    return models | (models.upstream() & dbt).without_checks()
+
+
 def with_downstream_marts(*raw_assets: dg.AssetsDefinition) -> dg.AssetSelection:
-    """Raw assets and every dbt model downstream of them, with the dbt models those read
-    (on a fresh home, fct_streams needs the Spotify views to exist even for an events load):
+    """Raw assets and every dbt model downstream of them, with the dbt models those read:
     one run ingests, builds the marts the load touched and writes their exports."""
     raw = dg.AssetSelection.assets(*raw_assets)
-    dbt = dg.AssetSelection.assets(dbt_daily_models)
-    marts = raw.downstream(include_self=False) & dbt
-    return raw | marts | (marts.upstream() & dbt)
+    marts = raw.downstream(include_self=False) & dg.AssetSelection.assets(dbt_daily_models)
+    return raw | _with_what_they_read(marts)
+
+
+def marts_of_sources(sources: Iterable[str]) -> dg.AssetSelection:
+    """The dbt models fed by the rebuild ledger's `sources` (e.g. {"events"}), with the dbt
+    models they read: after an events load the event marts are rebuilt and tested, and the
+    DSP ones, which did not change, are not."""
+    names = frozenset().union(*(MODELS_BY_SOURCE[source] for source in sources))
+    fed = [key for key in dbt_daily_models.keys if key.path[-1] in names]
+    return _with_what_they_read(dg.AssetSelection.assets(*fed))

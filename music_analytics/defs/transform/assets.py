@@ -9,7 +9,6 @@ the newest day they know of, and the other days built are reported as materializ
 their own partitions.
 """
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from music_analytics.defs.partitions import daily_partitions, partition_bounds
 from music_analytics.defs.resources import DataFolders, dbt_project, open_warehouse
 from music_analytics.defs.serving.exports import MARTS, export_built_days
 from music_analytics.defs.transform.day_events import day_materializations
+from music_analytics.defs.transform.dbt_build import dbt_state_dir, keep_parse_state, start_build
 from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
@@ -161,13 +161,16 @@ def dbt_daily_models(
         f"dbt build of {len(plan.days)} day(s) ({plan.days[0]}..{plan.days[-1]}) in "
         f"{len(plan.day_ranges)} range(s)"
     )
-    # cautious: a test that also reads a model outside the run (a reconciliation of a Spotify
-    # mart with fct_streams, in an events run) waits for a run that builds both.
-    args = ["build", "--indirect-selection", "cautious"]
-    invocation = dbt.cli(
-        [*args, "--vars", json.dumps({"day_ranges": plan.day_ranges})], context=context
+    invocation = start_build(
+        dbt,
+        ["build"],
+        plan.day_ranges,
+        home=folders.home,
+        context=context,
+        name=context.run_id[:8],
     )
     yield from _with_other_days(context, _crash_while_dbt_runs(invocation.stream()), plan)
+    keep_parse_state(invocation, dbt_state_dir(folders.home))
     built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
     with open_warehouse(warehouse) as conn:
         yield from export_built_days(conn, folders, sorted(built), plan.days)

@@ -1,0 +1,104 @@
+"""One `dbt build` of a plan's days, started so that dbt parses only what changed.
+
+dbt re-parses the whole project (about 5 s here) whenever its command-line `--vars`, its
+profile or its version differ from those its saved parse state (`partial_parse.msgpack`) was
+made with. So:
+
+- **The days go by environment variable**, not `--vars`: `DAY_RANGES_ENV` holds the plan's
+  `[first, last]` pairs as JSON and macros/partition_window.sql reads it only while dbt
+  executes (never while it parses), so a new set of days changes nothing dbt parsed.
+  `dbt build --vars '{day_ranges: ...}'` by hand still works and takes precedence.
+- **The parse state is kept per home** (`<home>/dbt/partial_parse.msgpack`): dbt's profile
+  holds the warehouse path, so a state made for one home is useless to another. Each
+  invocation gets its own target folder under `<home>/dbt/target/`, seeded with that state and
+  copied back once dbt has parsed; only the newest `KEEP_TARGETS` folders are kept (dagster-dbt
+  otherwise leaves one folder per run in dbt_project/target/ for ever).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from dagster_dbt import DbtCliInvocation, DbtCliResource
+
+DAY_RANGES_ENV = "MUSIC_ANALYTICS_DBT_DAY_RANGES"
+PARSE_STATE = "partial_parse.msgpack"
+KEEP_TARGETS = 10
+
+
+def dbt_state_dir(home: str | Path) -> Path:
+    """Where a home keeps dbt's parse state and its invocations' target folders."""
+    return Path(home) / "dbt"
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """os.environ updated with `values` for the block (dagster-dbt reads it and gives dbt a
+    copy of it when it starts the process), then as before."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _new_target(state_dir: Path, name: str) -> Path:
+    """A fresh target folder for one invocation, seeded with the home's parse state; older
+    folders beyond the newest KEEP_TARGETS removed."""
+    targets = state_dir / "target"
+    targets.mkdir(parents=True, exist_ok=True)
+    old = sorted(targets.iterdir())  # by name: the time each was made
+    for folder in old[: max(0, len(old) - (KEEP_TARGETS - 1))]:
+        shutil.rmtree(folder, ignore_errors=True)
+    target = targets / f"{datetime.now(UTC):%Y%m%dT%H%M%S.%f}-{name}"
+    target.mkdir()
+    state = state_dir / PARSE_STATE
+    if state.is_file():
+        shutil.copyfile(state, target / PARSE_STATE)
+    return target
+
+
+def keep_parse_state(invocation: DbtCliInvocation, state_dir: Path) -> None:
+    """Copy the parse state dbt wrote for this invocation to the home, atomically (a reader
+    sees the old file or the new one); a missing one is left as it was."""
+    written = invocation.target_path / PARSE_STATE
+    if not written.is_file():
+        return
+    partial = state_dir / f".{PARSE_STATE}.{os.getpid()}"
+    shutil.copyfile(written, partial)
+    os.replace(partial, state_dir / PARSE_STATE)
+
+
+def start_build(
+    dbt: DbtCliResource,
+    args: list[str],
+    day_ranges: list[list[str]],
+    *,
+    home: str | Path,
+    context,
+    name: str,
+) -> DbtCliInvocation:
+    """Start `dbt <args>` for the days `day_ranges` (a plan's pairs) in its own target folder
+    under `home`; the caller streams it and then calls `keep_parse_state`.
+
+    Tests are selected `cautious`ly: one that also reads a model outside the run (a Spotify
+    mart reconciled with fct_streams, in an events run) waits for a run that builds both. It
+    is dbt's environment variable, not the flag, so that dagster-dbt can still replace it
+    with `empty` when the run selects only some of its models' checks (it then names the
+    tests to run).
+    """
+    target = _new_target(dbt_state_dir(home), name)
+    environment = {DAY_RANGES_ENV: json.dumps(day_ranges), "DBT_INDIRECT_SELECTION": "cautious"}
+    with _environment(**environment):
+        return dbt.cli(args, context=context, target_path=target)
