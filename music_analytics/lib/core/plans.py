@@ -31,11 +31,17 @@ def wait_until_settled(
 
     Returns (settled, still changing). A file is settled when its size and mtime did not
     change between two looks and it is at least `stable_seconds` old; files still being
-    written after `rounds` looks are left for the next run.
+    written after `rounds` looks are left for the next run. A file not modified for
+    max(stable_seconds, 1) seconds already is settled at the first look: a writer updates the
+    mtime as it writes, so a second look could only agree (no wait for a day's file copied
+    in before the command started).
     """
     previous: dict[str, list[int]] = {}
-    ready: list[Path] = []
+    quiet_ns = max(stable_seconds, 1) * 1_000_000_000
+    now_ns = time.time_ns()
     todo = [p for p in paths if p.exists()]
+    ready = [p for p in todo if now_ns - p.stat().st_mtime_ns >= quiet_ns]
+    todo = [p for p in todo if p not in ready]
     for look in range(rounds + 1):
         settled, previous = settled_files(todo, previous, stable_seconds)
         ready += settled

@@ -125,3 +125,17 @@ def test_each_landing_folder_has_one_scan(tmp_path):
     names = {s: sorted(p.name for p in landing_files(tmp_path, s)) for s in ("events", "dsp")}
     assert names == {"events": ["a.ndjson", "b.jsonl.gz"], "dsp": ["c.zip"]}
     assert sorted(p.name for p in landing_files(tmp_path, "spotify")) == ["c.zip", "e.json"]
+
+
+def test_files_quiet_for_the_settle_time_are_ready_without_a_wait(tmp_path):
+    old, fresh = tmp_path / "old.ndjson", tmp_path / "fresh.ndjson"
+    old.write_text("{}\n")
+    fresh.write_text("{}\n")
+    past = time.time() - 10
+    os.utime(old, (past, past))
+    sleeps = []
+    ready, changing = wait_until_settled([old], 5, sleep=sleeps.append)
+    assert ready == [old] and changing == [] and sleeps == []
+    # a file written just now still needs its second look, settle time or not
+    ready, changing = wait_until_settled([old, fresh], 0, sleep=sleeps.append)
+    assert ready == [old, fresh] and changing == [] and sleeps == [1.0]
