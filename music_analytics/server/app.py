@@ -2,7 +2,8 @@
 
 Endpoints (all under a token but `/`, `/healthz`, `/openapi.json` and `/docs`):
 - `GET /v0/pipes/<pipe>.{json,csv,ndjson}`: a published pipe (server/pipes.py).
-- `GET /v0/sql?q=SELECT ...`: one read-only SELECT over the marts.
+- `GET|POST /v0/sql?q=SELECT ... [FORMAT CSV]`: one read-only SELECT over the marts; with
+  `pipeline=<pipe>`, `_` is the pipe's result.
 - `POST /v0/events?name=music_streams[&wait=true]`: rows into the events landing folder.
 - `GET /v0/pipes`, `GET /v0/filters`: what there is, for clients and the dashboard.
 
@@ -18,6 +19,7 @@ import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,7 +33,7 @@ from music_analytics.lib.core.settings import Settings
 from music_analytics.server.api_tokens import TokenSet, load_tokens
 from music_analytics.server.auth import ApiError, authorise, redact_tokens
 from music_analytics.server.events import router as events_router
-from music_analytics.server.formats import MEDIA_TYPES, render
+from music_analytics.server.formats import FORMATS, MEDIA_TYPES, render
 from music_analytics.server.openapi import declare_token_auth, pipe_parameters
 from music_analytics.server.pipes import (
     PIPES,
@@ -51,8 +53,10 @@ from music_analytics.server.read_only_sql import (
     sql_scanned,
 )
 from music_analytics.server.snapshot_source import SnapshotSource
+from music_analytics.server.sql_clauses import FormatError, split_format
 
 STATIC = Path(__file__).parent / "static"
+MAX_SQL_BODY_BYTES = 64 * 1024
 # The page runs only its own files: no inline script, no other host, even if data were hostile.
 DASHBOARD_HEADERS = {
     "Cache-Control": "no-cache",
@@ -75,20 +79,37 @@ def _respond(result: QueryResult, fmt: str, started: float, read: tuple[int, int
     return Response(render(result, fmt, statistics), media_type=MEDIA_TYPES[fmt])
 
 
-def _add_pipe_route(app: FastAPI, pipe: Pipe) -> None:
-    def endpoint(request: Request, format: Literal["json", "csv", "ndjson"]) -> Response:
+def _pipe_answer(request: Request, pipe: Pipe, snapshot) -> tuple[QueryResult, dict]:
+    """The pipe's result for the request's query-string parameters, and the parameters."""
+    try:
+        values = parse_params(pipe, dict(request.query_params), snapshot)
+    except PipeParamError as exc:
+        raise ApiError(400, str(exc)) from None
+    except NoDataError as exc:
+        raise ApiError(503, str(exc)) from None
+    # A snapshot never changes, so an answer stays right for as long as it serves.
+    key = (pipe.name, tuple(sorted(values.items())))
+    result, _ = snapshot.answer(key, lambda: run_pipe(pipe, values, snapshot))
+    return result, values
+
+
+def _add_pipe_route(app: FastAPI, pipe: Pipe, sql_limits: SqlLimits) -> None:
+    def endpoint(
+        request: Request, format: Literal["json", "csv", "ndjson"], q: str | None = None
+    ) -> Response:
         started = time.perf_counter()
         authorise(request, lambda t: t.can_read_pipe(pipe.name), f"pipe {pipe.name}")
         snapshot = request.app.state.snapshots.current()
-        try:
-            values = parse_params(pipe, dict(request.query_params), snapshot)
-        except PipeParamError as exc:
-            raise ApiError(400, str(exc)) from None
-        except NoDataError as exc:
-            raise ApiError(503, str(exc)) from None
-        # A snapshot never changes, so an answer stays right for as long as it serves.
-        key = (pipe.name, tuple(sorted(values.items())))
-        result, _ = snapshot.answer(key, lambda: run_pipe(pipe, values, snapshot))
+        result, values = _pipe_answer(request, pipe, snapshot)
+        if q:  # SQL over the pipe's result, `_`, and nothing else
+            try:
+                result = run_sql(None, split_format(q)[0], sql_limits, pipe_result=result)
+            except SqlRejected as exc:
+                raise ApiError(400, str(exc)) from None
+            except FormatError as exc:
+                raise ApiError(400, f"parameter 'q': {exc}") from None
+            except SqlTimeout as exc:
+                raise ApiError(408, str(exc)) from None
         return _respond(result, format, started, scanned(pipe, values, snapshot))
 
     app.add_api_route(
@@ -191,32 +212,69 @@ def build_app(
         return request.app.state.snapshots.current().filters
 
     for pipe in PIPES.values():
-        _add_pipe_route(app, pipe)
+        _add_pipe_route(app, pipe, sql_limits)
 
     @app.get("/v0/pipes/{name}.{format}", include_in_schema=False)
     def unknown_pipe(name: str, format: str) -> Response:
         raise ApiError(404, f"no pipe named {name[:60]!r}; the pipes are {', '.join(PIPES)}")
 
-    @app.get(
-        "/v0/sql",
-        tags=["sql"],
-        summary="One read-only SELECT over the marts (tables named as the marts).",
-    )
-    def sql(
-        request: Request, q: str = "", format: Literal["json", "csv", "ndjson"] = "json"
-    ) -> Response:
+    def sql(request: Request, q: str, format: str | None, pipeline: str | None) -> Response:
         started = time.perf_counter()
         authorise(request, lambda t: t.can_run_sql, "SQL (it needs PIPES:READ or ADMIN)")
+        try:
+            q, clause = split_format(q)
+        except FormatError as exc:
+            raise ApiError(400, str(exc)) from None
+        fmt = clause or format or "json"
+        if fmt not in MEDIA_TYPES:
+            raise ApiError(
+                400, f"parameter 'format': {fmt[:20]!r} is not one of {', '.join(FORMATS)}"
+            )
         snapshot = request.app.state.snapshots.current()
         if snapshot.conn is None:
             raise ApiError(503, "no marts have been exported yet: build the marts first")
+        over = None
+        if pipeline:
+            pipe = PIPES.get(pipeline)
+            if pipe is None:
+                raise ApiError(404, f"parameter 'pipeline': no pipe named {pipeline[:60]!r}")
+            authorise(request, lambda t: t.can_read_pipe(pipe.name), f"pipe {pipe.name}")
+            over, _ = _pipe_answer(request, pipe, snapshot)
         try:
-            result = run_sql(snapshot, q, sql_limits)
+            result = run_sql(snapshot, q, sql_limits, pipe_result=over)
         except SqlRejected as exc:
             raise ApiError(400, str(exc)) from None
         except SqlTimeout as exc:
             raise ApiError(408, str(exc)) from None
-        return _respond(result, format, started, sql_scanned(snapshot, q))
+        return _respond(result, fmt, started, sql_scanned(snapshot, q))
+
+    sql_summary = (
+        "One read-only SELECT over the marts (tables named as the marts), as Tinybird's Query "
+        "API: a trailing `FORMAT JSON|CSV|CSVWithNames|TSV|TSVWithNames|JSONEachRow` clause "
+        "or `format=` picks the output; with `pipeline=<pipe>`, `_` is that pipe's result "
+        "(its parameters from the query string)."
+    )
+
+    @app.get("/v0/sql", tags=["sql"], summary=sql_summary)
+    def sql_get(
+        request: Request, q: str = "", format: str | None = None, pipeline: str | None = None
+    ) -> Response:
+        return sql(request, q, format, pipeline)
+
+    @app.post("/v0/sql", tags=["sql"], summary=sql_summary + " POST: `q` in a form body.")
+    async def sql_post(request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_SQL_BODY_BYTES:
+            raise ApiError(413, f"the body is over {MAX_SQL_BODY_BYTES} bytes")
+        params = dict(request.query_params)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "application/x-www-form-urlencoded":
+            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        elif body and "q" not in params:
+            params["q"] = body.decode("utf-8", "replace")  # the SQL as the whole body
+        return await run_in_threadpool(
+            sql, request, params.get("q", ""), params.get("format"), params.get("pipeline")
+        )
 
     app.include_router(events_router)
 

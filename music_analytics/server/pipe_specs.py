@@ -19,8 +19,9 @@ from music_analytics.server.snapshot import MartSnapshot
 
 ParamKind = Literal["date", "string", "integer", "enum"]
 MAX_STRING = 200
-# Request parameters that belong to the server, not to a pipe.
-RESERVED = frozenset({"token"})
+# Request parameters that belong to the server, not to a pipe: the token, SQL over the
+# pipe's result (`q`), and /v0/sql's own when a query reads a pipe as `_`.
+RESERVED = frozenset({"token", "q", "format", "pipeline"})
 
 
 class PipeParamError(ValueError):

@@ -15,6 +15,7 @@ import duckdb
 
 from music_analytics.server.pipe_specs import QueryResult, result_columns
 from music_analytics.server.snapshot import MartSnapshot
+from music_analytics.server.sql_clauses import over_rows
 
 MAX_SQL_CHARS = 20_000
 
@@ -68,10 +69,37 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0][:300]
 
 
-def run_sql(snapshot: MartSnapshot, sql: str, limits: SqlLimits) -> QueryResult:
-    """Run one SELECT; rows past max_rows are dropped (rows_before_limit says there were more)."""
+def _pipe_only_cursor() -> duckdb.DuckDBPyConnection:
+    """An empty in-memory database that reads no file: for SQL that may see only `_`."""
+    conn = duckdb.connect(":memory:")
+    for setting in (
+        "threads = 1",
+        "memory_limit = '256MB'",
+        "enable_external_access = false",
+        "autoinstall_known_extensions = false",
+        "autoload_known_extensions = false",
+        "lock_configuration = true",
+    ):
+        conn.execute(f"set {setting}")
+    return conn
+
+
+def run_sql(
+    snapshot: MartSnapshot | None,
+    sql: str,
+    limits: SqlLimits,
+    pipe_result: QueryResult | None = None,
+) -> QueryResult:
+    """Run one SELECT; rows past max_rows are dropped (rows_before_limit says there were more).
+
+    With `pipe_result`, the query reads those rows as the table `_` (sql_clauses.over_rows):
+    beside the marts of `snapshot`, or, with no snapshot, alone in an empty database (a pipe's
+    `q=`, which a token that reads only that pipe may send).
+    """
     statement = check_select(sql)
-    cursor = snapshot.new_cursor()
+    cursor = snapshot.new_cursor() if snapshot is not None else _pipe_only_cursor()
+    if pipe_result is not None:
+        statement = over_rows(cursor, statement, pipe_result)
     timer = threading.Timer(limits.timeout, cursor.interrupt)
     timer.start()
     try:

@@ -18,6 +18,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 import pytest
+import requests
 import uvicorn
 
 from music_analytics.lib.core.settings import Settings
@@ -102,3 +103,39 @@ def live_server(marts_settings) -> Iterator[LiveServer]:
     tokens = {t.name: t.token for t in load_tokens(marts_settings.api_tokens_file).tokens}
     with serving(app) as url:
         yield LiveServer(url, tokens, app)
+
+
+@pytest.fixture(scope="module")
+def api(live_server):
+    """GET and POST on the live server with a named token (Bearer), or none."""
+
+    class Api:
+        url = live_server.url
+        tokens = live_server.tokens
+        session = requests.Session()
+
+        def get(self, path: str, token: str | None = "admin", **params) -> requests.Response:
+            headers = {"Authorization": f"Bearer {self.tokens[token]}"} if token else {}
+            return self.session.get(self.url + path, params=params, headers=headers, timeout=30)
+
+        def post(self, path: str, token: str | None = "admin", **kwargs) -> requests.Response:
+            headers = kwargs.pop("headers", {})
+            if token:
+                headers["Authorization"] = f"Bearer {self.tokens[token]}"
+            return self.session.post(self.url + path, headers=headers, timeout=30, **kwargs)
+
+        def data(self, pipe: str, **params) -> list[dict]:
+            response = self.get(f"/v0/pipes/{pipe}.json", **params)
+            assert response.status_code == 200, response.text
+            return response.json()["data"]
+
+        def sql(self, q: str) -> list[dict]:
+            return self.sql_with(q)
+
+        def sql_with(self, q: str, **params) -> list[dict]:
+            response = self.get("/v0/sql", q=q, **params)
+            assert response.status_code == 200, response.text
+            return response.json()["data"]
+
+    yield Api()
+    Api.session.close()

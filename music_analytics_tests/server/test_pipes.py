@@ -110,7 +110,7 @@ def test_given_values_are_typed():
         ("track_performance", {"isrc": "USABC2500001'--"}, "isrc"),
         ("listening_history", {"granularity": "week"}, "granularity"),
         ("top_tracks", {"dsp": "spotify"}, "dsp"),
-        ("top_tracks", {"q": "select 1"}, "q"),
+        ("top_tracks", {"sql": "select 1"}, "sql"),  # `q` is SQL over the result, `sql` unknown
         ("top_tracks", {"start_date": "2025-03-05", "end_date": "2025-03-04"}, "start_date"),
     ],
 )

@@ -1,0 +1,133 @@
+"""Tinybird's Query API on the live server: FORMAT clauses, POST, `pipeline=` and a pipe's `q=`."""
+
+import csv
+import io
+
+import pytest
+
+from music_analytics.server.formats import tinybird_type
+from music_analytics.server.sql_clauses import FormatError, split_format
+
+Q = "select genre, count(*) as n from top_tracks_daily group by 1 order by 1"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("select 1 FORMAT JSON", ("select 1", "json")),
+        ("select 1\nformat CSVWithNames;", ("select 1", "csv")),
+        ("select 1 FORMAT TabSeparated", ("select 1", "tsv_plain")),
+        ("select 1 FORMAT JSONEachRow -- rows", ("select 1", "ndjson")),
+        ("select 'x FORMAT JSON'", ("select 'x FORMAT JSON'", None)),
+        ("select 1 -- FORMAT CSV", ("select 1 -- FORMAT CSV", None)),
+        ("select 1 as format", ("select 1 as format", None)),
+    ],
+)
+def test_the_format_clause_is_found_by_duckdbs_tokenizer(sql, expected):
+    assert split_format(sql) == expected
+
+
+def test_an_unknown_format_is_named():
+    with pytest.raises(FormatError, match="FORMAT XML is not supported"):
+        split_format("select 1 FORMAT XML")
+
+
+@pytest.mark.parametrize(
+    ("duckdb_type", "name"),
+    [
+        ("VARCHAR", "String"),
+        ("BIGINT", "Int64"),
+        ("UBIGINT", "UInt64"),
+        ("DOUBLE", "Float64"),
+        ("DATE", "Date"),
+        ("TIMESTAMP", "DateTime64(6)"),
+        ("TIMESTAMP_S", "DateTime"),
+        ("DECIMAL(18,3)", "Decimal(18, 3)"),
+        ("VARCHAR[]", "Array(String)"),
+        ("BOOLEAN", "Bool"),
+    ],
+)
+def test_meta_types_have_tinybirds_names(duckdb_type, name):
+    assert tinybird_type(duckdb_type) == name
+
+
+def test_each_format_clause_gives_its_body(api):
+    data = api.get("/v0/sql", q=f"{Q} FORMAT JSON").json()
+    assert data["meta"] == [{"name": "genre", "type": "String"}, {"name": "n", "type": "Int64"}]
+    expected = [[r["genre"], str(r["n"])] for r in data["data"]]
+    assert len(expected) > 1
+    bodies = {
+        clause: api.get("/v0/sql", q=f"{Q} FORMAT {clause}")
+        for clause in ("CSV", "CSVWithNames", "TSV", "TSVWithNames", "JSONEachRow")
+    }
+    assert all(r.status_code == 200 for r in bodies.values()), {
+        k: r.text for k, r in bodies.items()
+    }
+    assert list(csv.reader(io.StringIO(bodies["CSV"].text))) == expected
+    assert list(csv.reader(io.StringIO(bodies["CSVWithNames"].text))) == [["genre", "n"], *expected]
+    assert [line.split("\t") for line in bodies["TSV"].text.splitlines()] == expected
+    tsv = [line.split("\t") for line in bodies["TSVWithNames"].text.splitlines()]
+    assert tsv == [["genre", "n"], *expected]
+    assert bodies["TSV"].headers["content-type"].startswith("text/tab-separated-values")
+    assert len(bodies["JSONEachRow"].text.splitlines()) == len(expected)
+    # the clause wins over format=, and an unknown one is a 400 naming it
+    assert api.get("/v0/sql", q=f"{Q} FORMAT CSV", format="json").text.startswith(expected[0][0])
+    bad = api.get("/v0/sql", q=f"{Q} FORMAT Parquet")
+    assert bad.status_code == 400 and "FORMAT Parquet" in bad.json()["error"]
+
+
+def test_sql_by_post_as_a_form_or_as_the_body(api):
+    expected = api.sql(Q)
+    form = api.post("/v0/sql", data={"q": Q})
+    assert form.status_code == 200, form.text
+    assert form.json()["data"] == expected
+    raw = api.post("/v0/sql", data=f"{Q} FORMAT JSON", headers={"Content-Type": "text/plain"})
+    assert raw.status_code == 200 and raw.json()["data"] == expected
+    csv_body = api.post("/v0/sql", data={"q": f"{Q} FORMAT CSVWithNames"})
+    assert csv_body.text.splitlines()[0] == "genre,n"
+    huge = api.post("/v0/sql", data={"q": "select 1 -- " + "x" * 70_000})
+    assert huge.status_code == 413
+    assert api.post("/v0/sql", token="appender", data={"q": "select 1"}).status_code == 403
+
+
+def test_pipeline_makes_the_pipe_readable_as_underscore(api):
+    pipe_rows = api.data("top_tracks", limit=5)
+    body = api.get(
+        "/v0/sql",
+        q="select count(*) as n, max(rank) as last from _",
+        pipeline="top_tracks",
+        limit=5,
+    ).json()
+    assert body["data"] == [{"n": len(pipe_rows), "last": len(pipe_rows)}]
+    # `_` keeps the pipe's column types, and may be joined with the marts
+    meta = api.get("/v0/sql", q="select * from _ limit 1", pipeline="top_tracks").json()["meta"]
+    assert {"name": "rank", "type": "Int64"} in meta
+    joined = api.sql_with(
+        "select count(*) as n from _ join (select distinct track_id from top_tracks_daily) "
+        "using (track_id)",
+        pipeline="top_tracks",
+        limit=5,
+    )
+    assert joined == [{"n": len(pipe_rows)}]
+    missing = api.get("/v0/sql", q="select 1 from _", pipeline="no_such_pipe")
+    assert missing.status_code == 404 and "no_such_pipe" in missing.json()["error"]
+
+
+def test_q_on_a_pipe_runs_over_its_result_only(api):
+    rows = api.data("top_tracks", limit=5)
+    over = api.get("/v0/pipes/top_tracks.json", q="select count(*) as n from _", limit=5)
+    assert over.status_code == 200, over.text
+    assert over.json()["data"] == [{"n": len(rows)}]
+    top = api.get("/v0/pipes/top_tracks.csv", q="select track_id from _ order by rank limit 1")
+    assert top.text.splitlines() == ["track_id", rows[0]["track_id"]]
+    # a token for this one pipe reads `_` and nothing else: the marts are not there
+    only = api.get("/v0/pipes/top_tracks.json", token="top_tracks_only", q="select count(*) from _")
+    assert only.status_code == 200, only.text
+    other = api.get(
+        "/v0/pipes/top_tracks.json",
+        token="top_tracks_only",
+        q="select count(*) from top_tracks_daily",
+    )
+    assert other.status_code == 400 and "top_tracks_daily" in other.json()["error"]
+    files = api.get("/v0/pipes/top_tracks.json", q="select * from read_parquet('/etc/passwd')")
+    assert files.status_code == 400
