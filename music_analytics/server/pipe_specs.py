@@ -103,7 +103,7 @@ class Pipe:
     default_limit: int = 10
     max_limit: int = 10_000
     ranked: bool = False  # the rows come ranked: run_pipe numbers them in a first column `rank`
-    finish: Callable[[QueryResult, MartSnapshot], QueryResult] | None = None  # rows -> answer
+    finish: Callable[[QueryResult, MartSnapshot, dict], QueryResult] | None = None  # rows -> answer
     # The exported marts the query reads besides `mart`, and the columns it needs of each.
     reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
@@ -182,10 +182,18 @@ def parse_params(pipe: Pipe, raw: Mapping[str, str], snapshot: MartSnapshot) -> 
     if values["end_date"] is None:
         values["end_date"] = info.last_day
     if values["start_date"] is None:
-        values["start_date"] = values["end_date"] - timedelta(days=pipe.default_days - 1)
+        values["start_date"] = _days_before(values["end_date"], pipe.default_days - 1)
     if values["start_date"] > values["end_date"]:
         raise PipeParamError(
             "start_date",
             f"{values['start_date']} is after end_date {values['end_date']}",
         )
     return values
+
+
+def _days_before(day: date, days: int) -> date:
+    """`day` minus `days` days, or the first date there is (end_date=0001-01-01)."""
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:
+        return date.min

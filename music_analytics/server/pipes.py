@@ -159,7 +159,7 @@ def run_query(cursor, query: Query) -> QueryResult:
 def run_pipe(pipe: Pipe, values: dict, snapshot: MartSnapshot) -> QueryResult:
     result = run_query(snapshot.cursor(), pipe.build(values))
     if pipe.finish is not None:
-        result = pipe.finish(result, snapshot)
+        result = pipe.finish(result, snapshot, values)
     if not pipe.ranked:
         return result
     # Numbering here is cheaper than a row_number() window over every group in the query.

@@ -6,8 +6,13 @@ country filter needs, and per month of each (models/marts/top_tracks_by_*.sql): 
 inside the range are read from the monthly rows and only the days at either end from the daily
 ones (`month_split`); with a country filter, from the rollups that keep the country. The
 snapshot stores their track_id as an ENUM in track_id order, so grouping by it costs what an
-integer key does and ordering by it breaks ties as track_id would. A track's artist, album and
-genre are looked up for the returned rows only (a track has one of each).
+integer key does and ordering by it breaks ties as track_id would. A track's artist and album
+are looked up for the returned rows only (a track has one of each).
+
+`genre` labels the row: with a genre filter it is that genre (the counts are the track's
+streams in it); without one, a track can carry several genres and the counts are over all of
+them, so the label is the first of the track's genres in alphabetical order. `total_duration`
+and `avg_duration` are the seed's columns (seconds streamed, and per stream).
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ COLUMNS = [
     ("completed_streams", "BIGINT"),
     ("completion_rate", "DOUBLE"),
     ("total_duration_seconds", "BIGINT"),
+    ("total_duration", "BIGINT"),
+    ("avg_duration", "DOUBLE"),
 ]
 
 
@@ -47,9 +54,12 @@ def month_split(
     ((datetime.date(2025, 2, 1), datetime.date(2025, 4, 1)), [(datetime.date(2025, 1, 20), \
 datetime.date(2025, 1, 31)), (datetime.date(2025, 4, 1), datetime.date(2025, 4, 3))])
     """
-    month_start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4))
-    month_start = month_start.replace(day=1)
-    months_end = (last + timedelta(days=1)).replace(day=1)  # exclusive
+    try:
+        month_start = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4))
+        month_start = month_start.replace(day=1)
+        months_end = (last + timedelta(days=1)).replace(day=1)  # exclusive
+    except OverflowError:  # a range that ends in December 9999: its days, read as days
+        return None, [(first, last)]
     if month_start >= months_end:
         return None, [(first, last)]
     days = []
@@ -96,14 +106,29 @@ def top_tracks_query(v: dict) -> Query:
     )
 
 
-def top_tracks_rows(result: QueryResult, snapshot: MartSnapshot) -> QueryResult:
-    """The ranked sums with each track's artist, album and genre and its completion rate."""
+def top_tracks_rows(result: QueryResult, snapshot: MartSnapshot, values: dict) -> QueryResult:
+    """The ranked sums with each track's artist, album and genre label (see the module's
+    docstring), its completion rate and the seed's duration columns."""
     tracks = snapshot.lookup("top_tracks_by_month", "track_id", ("artist_id", "album_id", "genre"))
     rows = []
     for track_id, streams, completed, seconds in result.rows:
-        artist_id, album_id, genre = tracks.get(track_id, (None, None, None))
+        artist_id, album_id, first_genre = tracks.get(track_id, (None, None, None))
+        genre = values.get("genre") or first_genre
         rate = round(completed / streams, 4) if streams else None
+        average = round(seconds / streams, 4) if streams else None
+        seconds = int(seconds)
         rows.append(
-            (track_id, artist_id, album_id, genre, int(streams), int(completed), rate, int(seconds))
+            (
+                track_id,
+                artist_id,
+                album_id,
+                genre,
+                int(streams),
+                int(completed),
+                rate,
+                seconds,
+                seconds,
+                average,
+            )
         )
     return QueryResult(COLUMNS, rows, result.rows_before_limit)

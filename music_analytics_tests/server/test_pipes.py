@@ -157,7 +157,9 @@ def exported(tmp_path_factory):
                 f"""copy (
                     select 'track_' || (i % 13) as track_id, 'artist_' || (i % 5) as artist_id,
                            'album_' || (i % 7) as album_id,
-                           ['pop', 'rock', 'jazz'][1 + (i % 13) % 3] as genre,
+                           -- track_0 carries two genres: pop and k-pop
+                           case when i % 13 = 0 then ['pop', 'k-pop'][1 + i % 2]
+                                else ['pop', 'rock', 'jazz'][1 + (i % 13) % 3] end as genre,
                            ['US', 'IN', 'BR', 'DE'][1 + i % 4] as country,
                            1 + (i * 7 + {n} * 3) % 17 as stream_count,
                            (i * 7 + {n} * 3) % 17 // 2 as completed_streams,
@@ -203,6 +205,25 @@ def parquet(exports, sql: str, params=()) -> list[tuple]:
 def run(snapshot, pipe: str, **raw: str):
     values = parse_params(PIPES[pipe], raw, snapshot)
     return run_pipe(PIPES[pipe], values, snapshot), values
+
+
+def test_a_genre_filter_labels_every_row_with_that_genre(exported):
+    snapshot, exports = exported
+    for genre in ("pop", "k-pop", "rock"):
+        result, _ = run(snapshot, "top_tracks", genre=genre, limit="1000")
+        names = [name for name, _ in result.columns]
+        labels = {row[names.index("genre")] for row in result.rows}
+        assert labels == {genre}, genre
+    # without a filter, track_0's streams of both genres count, under one of their names
+    every_day = {"start_date": str(DAYS[0]), "end_date": str(DAYS[-1])}
+    result, _ = run(snapshot, "top_tracks", limit="1000", **every_day)
+    names = [name for name, _ in result.columns]
+    [track_0] = [row for row in result.rows if row[names.index("track_id")] == "track_0"]
+    [(both,)] = parquet(
+        exports, "select sum(stream_count) from top_tracks_daily where track_id = 'track_0'"
+    )
+    assert track_0[names.index("genre")] in {"pop", "k-pop"}
+    assert track_0[names.index("stream_count")] == both
 
 
 def test_top_tracks_equal_a_plain_sum_over_the_exports(exported):

@@ -131,3 +131,41 @@ def test_q_on_a_pipe_runs_over_its_result_only(api):
     assert other.status_code == 400 and "top_tracks_daily" in other.json()["error"]
     files = api.get("/v0/pipes/top_tracks.json", q="select * from read_parquet('/etc/passwd')")
     assert files.status_code == 400
+
+
+def test_with_a_genre_filter_every_row_is_labelled_with_that_genre(api):
+    genres = api.get("/v0/filters").json()["genres"]
+    labels = {g: {r["genre"] for r in api.data("top_tracks", genre=g, limit=1000)} for g in genres}
+    assert {g: seen for g, seen in labels.items() if seen - {g}} == {}
+    # without a filter the label is the first of the track's genres, and the counts are over
+    # all of them: a track in two genres counts the streams of both
+    overall = {r["track_id"]: r for r in api.data("top_tracks", limit=1000)}
+    by_genre: dict[str, int] = {}
+    for genre in genres:
+        for row in api.data("top_tracks", genre=genre, limit=1000):
+            by_genre[row["track_id"]] = by_genre.get(row["track_id"], 0) + row["stream_count"]
+    assert {t: r["stream_count"] for t, r in overall.items()} == {t: by_genre[t] for t in overall}
+
+
+def test_top_tracks_has_the_seeds_duration_columns(api):
+    rows = api.data("top_tracks", limit=20)
+    assert rows and all(r["total_duration"] == r["total_duration_seconds"] for r in rows)
+    assert all(r["avg_duration"] == round(r["total_duration"] / r["stream_count"], 4) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "dates",
+    [
+        {"end_date": "9999-12-31"},
+        {"end_date": "0001-01-01"},
+        {"start_date": "0001-01-01"},
+        {"start_date": "0001-01-01", "end_date": "9999-12-31"},
+        {"start_date": "9999-12-31", "end_date": "9999-12-31"},
+    ],
+)
+def test_extreme_dates_answer_without_a_server_error(api, dates):
+    from music_analytics.server.pipes import PIPES
+
+    for pipe in PIPES:
+        response = api.get(f"/v0/pipes/{pipe}.json", **dates)
+        assert response.status_code == 200, (pipe, dates, response.text)
