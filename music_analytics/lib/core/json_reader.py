@@ -1,0 +1,284 @@
+"""One bounded reader for every JSON input (DSP reports, Spotify exports, event bodies).
+
+ijson (yajl2_c) streams a document, but it bounds nothing by itself: its prefixed events hold a
+prefix per open level, so memory grows with the square of the nesting depth (an 80 KB file of
+40,000 `[` took 3.9 GB), a string or number is buffered whole however long, and a record is
+built whole however large. `BoundedJsonStream` sits between the bytes and ijson and checks
+every chunk before the parser sees it, vectorised with numpy (no Python step per byte or per
+event), so what ijson ever holds is bounded by the limits:
+
+- `max_depth`: no value nests deeper than this many arrays or objects;
+- `max_string_bytes`: no string, key or bare number/literal is longer (its raw bytes);
+- `max_record_bytes`: no value at the records' level is larger: a record of the records array
+  (at `records_depth`, 1 for a top-level array, 2 for `{"data": [...]}`) and every member of a
+  container at that level (meta's fields).
+
+A breach raises JsonLimitError, whose `problem` names the record (its 1-based number in the
+records array, or the byte offset outside it) and the limit with the setting that raises it;
+callers prefix the file. Everything else about the JSON (syntax, NaN, numbers out of range) is
+ijson's to reject. A key given twice keeps its last value, as in Python's json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+import ijson
+import numpy as np
+
+CHUNK_BYTES = 256 * 1024
+
+_QUOTE, _BACKSLASH, _COMMA, _OPEN_ARRAY = 34, 92, 44, 91
+
+
+def _table(chars: str) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    table[[ord(ch) for ch in chars]] = True
+    return table
+
+
+# The bytes the checks look at; between two of them, outside a string, is a bare token (a
+# number, true/false/null): the checks run on these positions only, not on every byte.
+_SPECIAL = _table('"[]{},: \t\r\n')
+_OPENERS = _table("[{")
+_CLOSERS = _table("]}")
+_BOUNDARY = _table("[]{},")
+
+
+@dataclass(frozen=True)
+class JsonLimits:
+    """The caps of the bounded reader (settings MUSIC_ANALYTICS_JSON_MAX_*)."""
+
+    max_depth: int = 64
+    max_record_bytes: int = 1024 * 1024
+    max_string_bytes: int = 64 * 1024
+
+
+DEFAULT_JSON_LIMITS = JsonLimits()
+_SETTING = {
+    "depth": "MUSIC_ANALYTICS_JSON_MAX_DEPTH",
+    "record": "MUSIC_ANALYTICS_JSON_MAX_RECORD_KB",
+    "string": "MUSIC_ANALYTICS_JSON_MAX_STRING_KB",
+}
+
+
+LIMIT_ACTION = "if the file is genuine, raise that limit; otherwise ask the sender for a new file"
+
+
+class JsonLimitError(ValueError):
+    """The JSON breaks one of the reader's limits; `problem` says where and which."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+class BoundedJsonStream:
+    """A binary stream that passes on JSON bytes only once they are within the limits.
+
+    Read it with ijson like the stream it wraps. `digest` is the SHA-256 of the bytes read so
+    far (the whole document once the parser reached its end).
+    """
+
+    def __init__(
+        self,
+        raw: IO[bytes],
+        limits: JsonLimits = DEFAULT_JSON_LIMITS,
+        *,
+        records_depth: int = 1,
+    ) -> None:
+        self._raw = raw
+        self._limits = limits
+        self._level = records_depth
+        self.digest = hashlib.sha256()
+        self._offset = 0  # bytes checked so far
+        self._depth = 0
+        self._in_string = False
+        self._backslashes = 0  # the run of backslashes that ended the previous chunk
+        self._string_start = -1  # offset of the open string's quote
+        self._last_special = -1  # offset of the last special byte
+        self._last_boundary = 0  # offset of the last boundary at the records' level
+        self._record_open = False  # whether that boundary opened a record
+        self._container = 0  # the byte that opened the container at the records' level
+        self._records = 0  # commas seen in that container since it opened
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(CHUNK_BYTES if size is None or size < 0 else size)
+        if data:
+            self._check(data)
+            self.digest.update(data)
+            self._offset += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    # --- the checks: on the positions `p` of the special bytes `c` of a chunk ---------------
+
+    def _check(self, data: bytes) -> None:
+        a = np.frombuffer(data, dtype=np.uint8)
+        p = np.flatnonzero(_SPECIAL[a])
+        c = a[p]
+        quotes = c == _QUOTE
+        if b"\\" in data or self._backslashes:
+            quotes &= ~self._escaped(a)[p]
+        in_string = ((np.cumsum(quotes) + self._in_string) & 1).astype(bool)  # after each
+        outside = ~in_string & ~quotes
+        opens = outside & _OPENERS[c]
+        delta = opens.astype(np.int64) - (outside & _CLOSERS[c])
+        after = self._depth + np.cumsum(delta)
+        before = after - delta
+        chunk = _Chunk(len(a), p, c, outside, opens, before)
+        too_deep = after > self._limits.max_depth
+        if too_deep.any():
+            where = int(p[np.argmax(too_deep)])
+            self._fail(chunk, where, f"nests deeper than {self._limits.max_depth} levels", "depth")
+        self._check_strings(chunk, quotes, in_string)
+        self._check_bare(chunk, in_string)
+        self._check_records(chunk, before, after)
+        self._track_container(chunk, after)
+        if len(p):
+            self._depth = int(after[-1])
+            self._in_string = bool(in_string[-1])
+
+    def _escaped(self, a: np.ndarray) -> np.ndarray:
+        """True for a byte preceded by an odd run of backslashes (an escaped quote)."""
+        idx = np.arange(len(a))
+        last_other = np.maximum.accumulate(np.where(a == _BACKSLASH, -1, idx))
+        run = idx - last_other  # the run of backslashes ending at each byte
+        run = np.where(last_other < 0, run + self._backslashes, run)
+        before = np.empty(len(a), dtype=run.dtype)
+        before[0] = self._backslashes
+        before[1:] = run[:-1]
+        self._backslashes = int(run[-1])
+        return (before & 1).astype(bool)
+
+    def _check_strings(self, chunk: _Chunk, quotes: np.ndarray, in_string: np.ndarray) -> None:
+        cap = self._limits.max_string_bytes
+        positions = chunk.p[quotes]
+        opening = in_string[quotes]
+        starts, ends = positions[opening], positions[~opening]
+        if self._in_string:
+            starts = np.concatenate(([self._string_start - self._offset], starts))
+        lengths = ends - starts[: len(ends)] - 1
+        if len(lengths) and lengths.max() > cap:
+            where = max(int(starts[int(np.argmax(lengths > cap))]), 0)
+            self._fail(chunk, where, self._string_text(), "string")
+        if len(starts) > len(ends):  # a string still open at the end of the chunk
+            start = int(starts[-1])
+            if chunk.size - start - 1 > cap:
+                self._fail(chunk, max(start, 0), self._string_text(), "string")
+            self._string_start = self._offset + start
+
+    def _string_text(self) -> str:
+        return f"holds a string longer than {self._limits.max_string_bytes} bytes"
+
+    def _check_bare(self, chunk: _Chunk, in_string: np.ndarray) -> None:
+        """A number or literal: the run between two special bytes outside a string."""
+        cap = self._limits.max_string_bytes
+        edges = np.concatenate(([self._last_special - self._offset], chunk.p, [chunk.size]))
+        gaps = np.diff(edges) - 1
+        bare = np.concatenate(([not self._in_string], ~in_string))  # outside after each edge
+        long = (gaps > cap) & bare
+        if long.any():
+            where = max(int(edges[int(np.argmax(long))]) + 1, 0)
+            self._fail(chunk, where, f"holds a number or literal longer than {cap} bytes", "string")
+        if len(chunk.p):
+            self._last_special = self._offset + int(chunk.p[-1])
+
+    def _check_records(self, chunk: _Chunk, before: np.ndarray, after: np.ndarray) -> None:
+        """The size of every container at the records' level: from its opener (the boundary
+        that goes deeper than the level) to the next boundary at the level. Whitespace around
+        records costs the parser nothing and is not counted; scalars have the string cap."""
+        cap = self._limits.max_record_bytes
+        at_level = chunk.outside & _BOUNDARY[chunk.c] & (np.minimum(before, after) <= self._level)
+        positions = chunk.p[at_level]
+        edges = np.concatenate(([self._last_boundary - self._offset], positions, [chunk.size]))
+        opened = np.concatenate(([self._record_open], after[at_level] > self._level))
+        long = (np.diff(edges) > cap) & opened
+        if long.any():
+            where = max(int(edges[int(np.argmax(long))]) + 1, 0)
+            self._fail(chunk, min(where, chunk.size - 1), f"is larger than {cap} bytes", "record")
+        if len(positions):
+            self._last_boundary = self._offset + int(positions[-1])
+            self._record_open = bool(opened[-1])
+
+    def _container_at(self, chunk: _Chunk, upto: int) -> tuple[int, int]:
+        """The byte that opened the container at the records' level before chunk byte `upto`,
+        and the commas it has seen."""
+        mask = chunk.p < upto
+        entering = np.flatnonzero(mask & chunk.opens & (chunk.before + 1 == self._level))
+        commas = np.flatnonzero(
+            mask & chunk.outside & (chunk.c == _COMMA) & (chunk.before == self._level)
+        )
+        if len(entering):
+            last = entering[-1]
+            return int(chunk.c[last]), int((commas > last).sum())
+        return self._container, self._records + len(commas)
+
+    def _track_container(self, chunk: _Chunk, after: np.ndarray) -> None:
+        self._container, self._records = self._container_at(chunk, chunk.size)
+
+    def _fail(self, chunk: _Chunk, where: int, what: str, limit: str) -> None:
+        """Raise JsonLimitError for the value at byte `where` of this chunk."""
+        container, records = self._container_at(chunk, where)
+        k = int(np.searchsorted(chunk.p, where))
+        depth = int(chunk.before[k]) if k < len(chunk.p) else self._depth
+        inside = depth >= self._level and container == _OPEN_ARRAY
+        place = f"record {records + 1}" if inside else f"the value at byte {self._offset + where}"
+        raise JsonLimitError(f"{place} {what} (the limit is {_SETTING[limit]})")
+
+
+@dataclass
+class _Chunk:
+    """The special bytes of one chunk: positions, bytes, outside strings, openers, depth."""
+
+    size: int
+    p: np.ndarray
+    c: np.ndarray
+    outside: np.ndarray
+    opens: np.ndarray
+    before: np.ndarray
+
+
+def json_type_event(event: str | None) -> str:
+    """The JSON type an ijson event starts: object, array, string, number, boolean, null."""
+    return {
+        "start_map": "object",
+        "start_array": "array",
+        "string": "string",
+        "number": "number",
+        "integer": "number",
+        "double": "number",
+        "boolean": "boolean",
+        "null": "null",
+    }.get(event or "", "empty document")
+
+
+def first_event(stream: IO[bytes], limits: JsonLimits = DEFAULT_JSON_LIMITS) -> str | None:
+    """The first parse event of a document (its top-level type), reading only its start."""
+    bounded = BoundedJsonStream(stream, limits)
+    for event, _ in ijson.basic_parse(bounded, use_float=True, buf_size=CHUNK_BYTES):
+        return event
+    return None
+
+
+def iter_array_items(stream: BoundedJsonStream, prefix: str = "item") -> Iterator[Any]:
+    """The elements of the array at `prefix` ("item": the top-level array), one at a time.
+
+    Numbers come as int or float (use_float), so no Decimal reaches the callers.
+    """
+    yield from ijson.items(stream, prefix, use_float=True, buf_size=CHUNK_BYTES)
+
+
+def json_error_text(exc: Exception) -> str:
+    """A JSON error's first line, without the excerpt of the document yajl appends."""
+    if isinstance(exc, JsonLimitError):
+        return exc.problem
+    text = exc.args[0] if exc.args else str(exc)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
