@@ -94,6 +94,7 @@ class BoundedJsonStream:
         self._limits = limits
         self._level = records_depth
         self.digest = hashlib.sha256()
+        self.first_byte: int | None = None  # the document's first non-whitespace byte
         self._offset = 0  # bytes checked so far
         self._depth = 0
         self._in_string = False
@@ -108,6 +109,8 @@ class BoundedJsonStream:
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(CHUNK_BYTES if size is None or size < 0 else size)
         if data:
+            if self.first_byte is None and data.strip():
+                self.first_byte = data.strip()[0]
             self._check(data)
             self.digest.update(data)
             self._offset += len(data)
