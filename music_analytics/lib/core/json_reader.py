@@ -10,8 +10,9 @@ event), so what ijson ever holds is bounded by the limits:
 - `max_depth`: no value nests deeper than this many arrays or objects;
 - `max_string_bytes`: no string, key or bare number/literal is longer (its raw bytes);
 - `max_record_bytes`: no value at the records' level is larger: a record of the records array
-  (at `records_depth`, 1 for a top-level array, 2 for `{"data": [...]}`) and every member of a
-  container at that level (meta's fields).
+  (at `records_depth`: 1 for a top-level array; 2, with `records_key="data"`, for
+  `{"meta": {...}, "data": [...]}`) and every member of a container at that level (meta's
+  fields).
 
 A breach raises JsonLimitError, whose `problem` names the record (its 1-based number in the
 records array, or the byte offset outside it) and the limit with the setting that raises it;
@@ -22,6 +23,7 @@ ijson's to reject. A key given twice keeps its last value, as in Python's json.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -46,6 +48,8 @@ _SPECIAL = _table('"[]{},: \t\r\n')
 _OPENERS = _table("[{")
 _CLOSERS = _table("]}")
 _BOUNDARY = _table("[]{},")
+_KEY_WINDOW = 96
+_KEY_BEFORE = re.compile(rb'"([^"\\]{1,64})"\s*:\s*\Z')
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,12 @@ class BoundedJsonStream:
         limits: JsonLimits = DEFAULT_JSON_LIMITS,
         *,
         records_depth: int = 1,
+        records_key: str | None = None,
     ) -> None:
         self._raw = raw
         self._limits = limits
         self._level = records_depth
+        self._records_key = records_key
         self.digest = hashlib.sha256()
         self.first_byte: int | None = None  # the document's first non-whitespace byte
         self._offset = 0  # bytes checked so far
@@ -104,6 +110,8 @@ class BoundedJsonStream:
         self._last_boundary = 0  # offset of the last boundary at the records' level
         self._record_open = False  # whether that boundary opened a record
         self._container = 0  # the byte that opened the container at the records' level
+        self._container_key: str | None = None  # the key that container is the value of
+        self._tail = b""  # the end of the previous chunk, where a key may start
         self._records = 0  # commas seen in that container since it opened
 
     def read(self, size: int = -1) -> bytes:
@@ -134,7 +142,7 @@ class BoundedJsonStream:
         delta = opens.astype(np.int64) - (outside & _CLOSERS[c])
         after = self._depth + np.cumsum(delta)
         before = after - delta
-        chunk = _Chunk(len(a), p, c, outside, opens, before)
+        chunk = _Chunk(data, len(a), p, c, outside, opens, before)
         too_deep = after > self._limits.max_depth
         if too_deep.any():
             where = int(p[np.argmax(too_deep)])
@@ -209,9 +217,9 @@ class BoundedJsonStream:
             self._last_boundary = self._offset + int(positions[-1])
             self._record_open = bool(opened[-1])
 
-    def _container_at(self, chunk: _Chunk, upto: int) -> tuple[int, int]:
-        """The byte that opened the container at the records' level before chunk byte `upto`,
-        and the commas it has seen."""
+    def _container_at(self, chunk: _Chunk, upto: int) -> tuple[int, str | None, int]:
+        """The container open at the records' level before chunk byte `upto`: the byte that
+        opened it, the key it is the value of (None in an array) and the commas it has seen."""
         mask = chunk.p < upto
         entering = np.flatnonzero(mask & chunk.opens & (chunk.before + 1 == self._level))
         commas = np.flatnonzero(
@@ -219,19 +227,30 @@ class BoundedJsonStream:
         )
         if len(entering):
             last = entering[-1]
-            return int(chunk.c[last]), int((commas > last).sum())
-        return self._container, self._records + len(commas)
+            position = int(chunk.p[last])
+            window = (self._tail + chunk.data[:position])[-_KEY_WINDOW:]
+            key = _KEY_BEFORE.search(window)
+            name = key.group(1).decode("utf-8", "replace") if key else None
+            return int(chunk.c[last]), name, int((commas > last).sum())
+        return self._container, self._container_key, self._records + len(commas)
 
     def _track_container(self, chunk: _Chunk, after: np.ndarray) -> None:
-        self._container, self._records = self._container_at(chunk, chunk.size)
+        self._container, self._container_key, self._records = self._container_at(chunk, chunk.size)
+        self._tail = chunk.data[-_KEY_WINDOW:]
 
     def _fail(self, chunk: _Chunk, where: int, what: str, limit: str) -> None:
         """Raise JsonLimitError for the value at byte `where` of this chunk."""
-        container, records = self._container_at(chunk, where)
+        container, key, records = self._container_at(chunk, where)
         k = int(np.searchsorted(chunk.p, where))
         depth = int(chunk.before[k]) if k < len(chunk.p) else self._depth
+        offset = self._offset + where
         inside = depth >= self._level and container == _OPEN_ARRAY
-        place = f"record {records + 1}" if inside else f"the value at byte {self._offset + where}"
+        if inside and key == self._records_key:
+            place = f"record {records + 1}"
+        elif key is not None and depth >= self._level:
+            place = f"{key} (at byte {offset})"
+        else:
+            place = f"the value at byte {offset}"
         raise JsonLimitError(f"{place} {what} (the limit is {_SETTING[limit]})")
 
 
@@ -239,34 +258,13 @@ class BoundedJsonStream:
 class _Chunk:
     """The special bytes of one chunk: positions, bytes, outside strings, openers, depth."""
 
+    data: bytes
     size: int
     p: np.ndarray
     c: np.ndarray
     outside: np.ndarray
     opens: np.ndarray
     before: np.ndarray
-
-
-def json_type_event(event: str | None) -> str:
-    """The JSON type an ijson event starts: object, array, string, number, boolean, null."""
-    return {
-        "start_map": "object",
-        "start_array": "array",
-        "string": "string",
-        "number": "number",
-        "integer": "number",
-        "double": "number",
-        "boolean": "boolean",
-        "null": "null",
-    }.get(event or "", "empty document")
-
-
-def first_event(stream: IO[bytes], limits: JsonLimits = DEFAULT_JSON_LIMITS) -> str | None:
-    """The first parse event of a document (its top-level type), reading only its start."""
-    bounded = BoundedJsonStream(stream, limits)
-    for event, _ in ijson.basic_parse(bounded, use_float=True, buf_size=CHUNK_BYTES):
-        return event
-    return None
 
 
 def iter_array_items(stream: BoundedJsonStream, prefix: str = "item") -> Iterator[Any]:

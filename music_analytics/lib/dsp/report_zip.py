@@ -115,7 +115,7 @@ def _member_stream(
     reader (records are the elements of `data`, at depth 2); JSON errors translated."""
     try:
         with archive.open_member(member) as stream:
-            yield BoundedJsonStream(stream, json_limits, records_depth=2)
+            yield BoundedJsonStream(stream, json_limits, records_depth=2, records_key="data")
     except JsonLimitError as exc:
         raise report_error(path, f"in {member}, {exc.problem}", LIMIT_ACTION) from None
     except ijson.JSONError as exc:

@@ -1,8 +1,9 @@
 """Parsing the decoded rows of one streaming-history file into plays and quarantined rows.
 
-A row that cannot be a play (not an object, no or a bad end time, a missing or negative
-`ms_played`, a field of the wrong type) is quarantined with the field and value that failed;
-the rest of the file still loads. A file whose shape cannot be told raises SpotifyHistoryError.
+A row that cannot be a play (not an object, no or a bad end time, one before Spotify was
+founded or in the future, a missing or negative `ms_played`, a field of the wrong type) is
+quarantined with the field and value that failed; the rest of the file still loads. A file
+whose shape cannot be told raises SpotifyHistoryError.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import PurePosixPath
 from typing import Any
@@ -29,6 +30,7 @@ _TS_RE = re.compile(
 )
 _END_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}")
 _TRACK_URI_RE = re.compile(r"spotify:track:([0-9A-Za-z]+)")
+_FIRST_PLAY = datetime(2006, 4, 23, tzinfo=UTC)  # Spotify was founded on this day
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # larger epoch values are milliseconds (year 5138 in s)
 
 # Optional string fields of the extended and endsong shapes: row key -> HistoryPlay field.
@@ -112,7 +114,17 @@ def _ts(row: dict) -> datetime:
     except ValueError:
         raise _RowError(f"field ts is {value!r}, not a valid date and time") from None
     # Spotify writes UTC with a Z; a time without a zone is taken as UTC too.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    ended = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return _plausible("ts", value, ended)
+
+
+def _plausible(key: str, value: str, ended: datetime) -> datetime:
+    """A play's end time between Spotify's founding and a day from now, else quarantined."""
+    if ended < _FIRST_PLAY:
+        raise _RowError(f"field {key} is {value!r}, before Spotify existed ({_FIRST_PLAY:%Y})")
+    if ended > datetime.now(UTC) + timedelta(days=1):
+        raise _RowError(f"field {key} is {value!r}, in the future")
+    return ended
 
 
 def _end_time(row: dict) -> datetime:
@@ -122,9 +134,10 @@ def _end_time(row: dict) -> datetime:
     if not isinstance(value, str) or not _END_TIME_RE.fullmatch(value):
         raise _RowError(f"field endTime is {value!r}, expected UTC like 2023-01-31 23:59")
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        ended = datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     except ValueError:
         raise _RowError(f"field endTime is {value!r}, not a valid date and time") from None
+    return _plausible("endTime", value, ended)
 
 
 def _offline_timestamp(row: dict) -> datetime | None:
