@@ -7,7 +7,8 @@ nested 10,000 deep (refused at the depth cap), and on a 100 MB export: a DSP rep
 100 MB of JSON with `data` before `meta` (the meta reader skips all of data), and a 100 MB
 Spotify extended-history file (the reader keeps the file's typed plays for the import, so
 its memory grows with the plays; the JSON reader alone, iterating the same file's rows, is
-measured beside it, and plain unbounded ijson for what the checks cost). BENCH_JSON_MB (default 100) sizes the large files.
+measured beside it, and plain unbounded ijson for what the checks cost). BENCH_JSON_MB
+(default 100) sizes the large files.
 """
 
 from __future__ import annotations
