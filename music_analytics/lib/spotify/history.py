@@ -5,7 +5,7 @@ Spotify's export shapes and the play they give are in history_shapes.py, the par
 landing folder. A file that cannot be read at all (not JSON, not an array, an unsafe ZIP)
 raises SpotifyHistoryError naming the file and, for a ZIP, the member.
 
-ZIPs are read in memory, never extracted, through lib/core/zip_safety.py: member names with
+ZIPs are streamed, never extracted, through lib/core/zip_safety.py: member names with
 absolute paths or `..`, symbolic links, duplicate names, overlapping entries, an empty archive,
 encrypted or oddly compressed history members, and members over the size or compression-ratio
 caps (SPOTIFY_EXPORT_LIMITS) are refused before a byte is inflated, and the inflated bytes are
