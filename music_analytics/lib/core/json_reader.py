@@ -11,8 +11,8 @@ event), so what ijson ever holds is bounded by the limits:
 - `max_string_bytes`: no string, key or bare number/literal is longer (its raw bytes);
 - `max_record_bytes`: no value at the records' level is larger: a record of the records array
   (at `records_depth`: 1 for a top-level array; 2, with `records_key="data"`, for
-  `{"meta": {...}, "data": [...]}`) and every member of a container at that level (meta's
-  fields).
+  `{"meta": {...}, "data": [...]}`), every member of a container at that level, and, with a
+  `records_key`, every other value of the top-level object (meta) as a whole.
 
 A breach raises JsonLimitError, whose `problem` names the record (its 1-based number in the
 records array, or the byte offset outside it) and the limit with the setting that raises it;
@@ -112,6 +112,7 @@ class BoundedJsonStream:
         self._container = 0  # the byte that opened the container at the records' level
         self._container_key: str | None = None  # the key that container is the value of
         self._tail = b""  # the end of the previous chunk, where a key may start
+        self._side_start = -1  # offset of the open container beside the records (meta), if any
         self._records = 0  # commas seen in that container since it opened
 
     def read(self, size: int = -1) -> bytes:
@@ -150,6 +151,7 @@ class BoundedJsonStream:
         self._check_strings(chunk, quotes, in_string)
         self._check_bare(chunk, in_string)
         self._check_records(chunk, before, after)
+        self._check_side_values(chunk, before, after)
         self._track_container(chunk, after)
         if len(p):
             self._depth = int(after[-1])
@@ -228,15 +230,37 @@ class BoundedJsonStream:
         if len(entering):
             last = entering[-1]
             position = int(chunk.p[last])
-            window = (self._tail + chunk.data[:position])[-_KEY_WINDOW:]
-            key = _KEY_BEFORE.search(window)
-            name = key.group(1).decode("utf-8", "replace") if key else None
-            return int(chunk.c[last]), name, int((commas > last).sum())
+            return int(chunk.c[last]), self._key_before(chunk, position), int((commas > last).sum())
         return self._container, self._container_key, self._records + len(commas)
+
+    def _key_before(self, chunk: _Chunk, position: int) -> str | None:
+        """The key whose value starts at chunk byte `position`, or None (an array element)."""
+        key = _KEY_BEFORE.search((self._tail + chunk.data[:position])[-_KEY_WINDOW:])
+        return key.group(1).decode("utf-8", "replace") if key else None
+
+    def _check_side_values(self, chunk: _Chunk, before: np.ndarray, after: np.ndarray) -> None:
+        """With `records_key`, the other containers at the records' level (meta) are built
+        whole by their reader: each is capped at max_record_bytes as a record is."""
+        if self._records_key is None:
+            return
+        cap = self._limits.max_record_bytes
+        opening = chunk.opens & (after == self._level)
+        closing = chunk.outside & _CLOSERS[chunk.c] & (before == self._level)
+        for k in np.flatnonzero(opening | closing):  # two per report: meta and data
+            position = int(chunk.p[k])
+            if opening[k]:
+                side = self._key_before(chunk, position) != self._records_key
+                self._side_start = self._offset + position if side else -1
+                continue
+            if self._side_start >= 0 and self._offset + position - self._side_start > cap:
+                self._fail(chunk, position, f"is larger than {cap} bytes", "record")
+            self._side_start = -1
+        if self._side_start >= 0 and self._offset + chunk.size - self._side_start > cap:
+            self._fail(chunk, chunk.size - 1, f"is larger than {cap} bytes", "record")
 
     def _track_container(self, chunk: _Chunk, after: np.ndarray) -> None:
         self._container, self._container_key, self._records = self._container_at(chunk, chunk.size)
-        self._tail = chunk.data[-_KEY_WINDOW:]
+        self._tail = (self._tail + chunk.data[-_KEY_WINDOW:])[-_KEY_WINDOW:]
 
     def _fail(self, chunk: _Chunk, where: int, what: str, limit: str) -> None:
         """Raise JsonLimitError for the value at byte `where` of this chunk."""

@@ -112,3 +112,22 @@ def test_outside_the_records_the_reason_names_the_key_or_the_byte():
 def test_whitespace_between_records_is_not_counted_as_record_bytes():
     data = b"[1," + b" " * 10_000 + b'{"a": 1}]'
     assert read_all(data) == [1, {"a": 1}]
+
+
+def test_beside_the_records_a_value_is_capped_as_a_whole():
+    """meta is built whole by its reader: many small fields cannot add up past the cap."""
+    fields = ", ".join(f'"f{i}": {i}' for i in range(400))
+    data = ('{"meta": {' + fields + '}, "data": [1, 2]}').encode()
+    for step in (1, 7, 1 << 20):
+        with pytest.raises(JsonLimitError, match=r"^meta \(at byte \d+\) is larger than 2000"):
+            list(
+                iter_array_items(
+                    BoundedJsonStream(
+                        Dribble(data, step), SMALL, records_depth=2, records_key="data"
+                    ),
+                    "data.item",
+                )
+            )
+    small = b'{"meta": {"a": 1}, "data": [' + b", ".join([b'{"x": 1}'] * 1000) + b"]}"
+    stream = BoundedJsonStream(io.BytesIO(small), SMALL, records_depth=2, records_key="data")
+    assert len(list(iter_array_items(stream, "data.item"))) == 1000  # data is not capped whole
