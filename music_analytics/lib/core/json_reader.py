@@ -42,9 +42,10 @@ def _table(chars: str) -> np.ndarray:
     return table
 
 
-# The bytes the checks look at; between two of them, outside a string, is a bare token (a
-# number, true/false/null): the checks run on these positions only, not on every byte.
-_SPECIAL = _table('"[]{},: \t\r\n')
+# The bytes the checks look at (positions only, not every byte); between two of them, outside
+# a string, is a bare token: a number or true/false/null, with a colon and whitespace.
+_SPECIAL = _table('"[]{},')
+_BLANK = _table(" \t\r\n")
 _OPENERS = _table("[{")
 _CLOSERS = _table("]}")
 _BOUNDARY = _table("[]{},")
@@ -137,18 +138,20 @@ class BoundedJsonStream:
         quotes = c == _QUOTE
         if b"\\" in data or self._backslashes:
             quotes &= ~self._escaped(a)[p]
-        in_string = ((np.cumsum(quotes) + self._in_string) & 1).astype(bool)  # after each
+        in_string = np.logical_xor.accumulate(quotes)  # inside a string after each byte
+        if self._in_string:
+            in_string = ~in_string
         outside = ~in_string & ~quotes
         opens = outside & _OPENERS[c]
-        delta = opens.astype(np.int64) - (outside & _CLOSERS[c])
-        after = self._depth + np.cumsum(delta)
+        delta = opens.view(np.int8) - (outside & _CLOSERS[c]).view(np.int8)
+        after = np.cumsum(delta, dtype=np.int32) + self._depth
         before = after - delta
         chunk = _Chunk(data, len(a), p, c, outside, opens, before)
         too_deep = after > self._limits.max_depth
         if too_deep.any():
             where = int(p[np.argmax(too_deep)])
             self._fail(chunk, where, f"nests deeper than {self._limits.max_depth} levels", "depth")
-        self._check_strings(chunk, quotes, in_string)
+        self._check_strings(chunk, quotes)
         self._check_bare(chunk, in_string)
         self._check_records(chunk, before, after)
         self._check_side_values(chunk, before, after)
@@ -169,13 +172,14 @@ class BoundedJsonStream:
         self._backslashes = int(run[-1])
         return (before & 1).astype(bool)
 
-    def _check_strings(self, chunk: _Chunk, quotes: np.ndarray, in_string: np.ndarray) -> None:
+    def _check_strings(self, chunk: _Chunk, quotes: np.ndarray) -> None:
         cap = self._limits.max_string_bytes
-        positions = chunk.p[quotes]
-        opening = in_string[quotes]
-        starts, ends = positions[opening], positions[~opening]
+        positions = chunk.p[np.flatnonzero(quotes)]  # quotes alternate: open, close, open...
         if self._in_string:
-            starts = np.concatenate(([self._string_start - self._offset], starts))
+            starts = np.concatenate(([self._string_start - self._offset], positions[1::2]))
+            ends = positions[0::2]
+        else:
+            starts, ends = positions[0::2], positions[1::2]
         lengths = ends - starts[: len(ends)] - 1
         if len(lengths) and lengths.max() > cap:
             where = max(int(starts[int(np.argmax(lengths > cap))]), 0)
@@ -190,17 +194,44 @@ class BoundedJsonStream:
         return f"holds a string longer than {self._limits.max_string_bytes} bytes"
 
     def _check_bare(self, chunk: _Chunk, in_string: np.ndarray) -> None:
-        """A number or literal: the run between two special bytes outside a string."""
+        """A number or literal: the run between two special bytes or whitespace outside a
+        string (yajl buffers a number whole).
+
+        Whitespace is not among the special bytes (it is most of them in indented JSON), so a
+        run found too long between special bytes is measured again with whitespace as a
+        break: only then is it refused.
+        """
         cap = self._limits.max_string_bytes
-        edges = np.concatenate(([self._last_special - self._offset], chunk.p, [chunk.size]))
-        gaps = np.diff(edges) - 1
-        bare = np.concatenate(([not self._in_string], ~in_string))  # outside after each edge
-        long = (gaps > cap) & bare
-        if long.any():
-            where = max(int(edges[int(np.argmax(long))]) + 1, 0)
-            self._fail(chunk, where, f"holds a number or literal longer than {cap} bytes", "string")
-        if len(chunk.p):
-            self._last_special = self._offset + int(chunk.p[-1])
+        long_at = self._long_bare(self._last_special, chunk.p, ~in_string, chunk.size)
+        if long_at is not None:
+            blanks = np.flatnonzero(_BLANK[np.frombuffer(chunk.data, dtype=np.uint8)])
+            if len(blanks):
+                # whitespace inherits the string state of the special byte before it
+                states = np.concatenate(([not self._in_string], ~in_string))
+                outside = states[np.searchsorted(chunk.p, blanks, side="right")]
+                order = np.argsort(np.concatenate((chunk.p, blanks)), kind="stable")
+                edges = np.concatenate((chunk.p, blanks))[order]
+                flags = np.concatenate((~in_string, outside))[order]
+                long_at = self._long_bare(self._last_special, edges, flags, chunk.size)
+        if long_at is not None:
+            self._fail(
+                chunk, long_at, f"holds a number or literal longer than {cap} bytes", "string"
+            )
+        last = max(chunk.data.rfind(b) for b in (b" ", b"\n", b"\t", b"\r"))
+        if len(chunk.p) or last >= 0:
+            self._last_special = self._offset + max(int(chunk.p[-1]) if len(chunk.p) else -1, last)
+
+    def _long_bare(
+        self, last: int, edges: np.ndarray, outside: np.ndarray, size: int
+    ) -> int | None:
+        """The chunk byte where a run longer than the cap starts between `edges` (positions
+        after which the text is `outside` a string or not), or None."""
+        points = np.concatenate(([last - self._offset], edges, [size]))
+        bare = np.concatenate(([not self._in_string], outside))
+        long = (np.diff(points) - 1 > self._limits.max_string_bytes) & bare
+        if not long.any():
+            return None
+        return max(int(points[int(np.argmax(long))]) + 1, 0)
 
     def _check_records(self, chunk: _Chunk, before: np.ndarray, after: np.ndarray) -> None:
         """The size of every container at the records' level: from its opener (the boundary

@@ -81,6 +81,7 @@ def test_a_deep_document_is_refused_at_the_depth_cap_naming_the_record():
         ('"' + '\\"' * 60 + '"', "record 2 holds a string longer than 100 bytes"),
         ('{"' + "k" * 101 + '": 1}', "record 2 holds a string longer than 100 bytes"),
         ("9" * 101, "record 2 holds a number or literal longer than 100 bytes"),
+        ('{"a":' + "1" * 60 + "e" + "1" * 60 + "}", "record 2 holds a number or literal longer"),
         ("[" + ('"' + "x" * 90 + '",') * 30 + "1]", "record 2 is larger than 2000 bytes"),
     ],
 )
@@ -110,8 +111,9 @@ def test_outside_the_records_the_reason_names_the_key_or_the_byte():
 
 
 def test_whitespace_between_records_is_not_counted_as_record_bytes():
-    data = b"[1," + b" " * 10_000 + b'{"a": 1}]'
-    assert read_all(data) == [1, {"a": 1}]
+    data = b"[1," + b" " * 10_000 + b'{"a": 1}, \n' + b" " * 5_000 + b"2]"
+    for step in (1, 3, 4096, 1 << 20):
+        assert read_all(data, step=step) == [1, {"a": 1}, 2]
 
 
 def test_beside_the_records_a_value_is_capped_as_a_whole():
