@@ -10,13 +10,15 @@ bench/results/latest.json.
 - **dsp**: the DSP report loader's rate and memory on a 10,000- and a 100,000-record report.
 - **serve** (bench/serve_load.py): `music-analytics serve` under load over a copy of the cached
   year home.
+- **json** (bench/json_readers.py): peak RSS of the DSP meta reader and the Spotify reader on
+  a 10,000-deep file and on a 100 MB export.
 - **orchestration** (bench/orchestration.py): a ten-year Spotify export through `refresh`
   (the dbt invocations it takes) and one event file dropped under `dagster dev` until its
   streams are in the mart exports.
 
 Each measured load runs in a child process (its peak RSS is its own); the pipeline's commands'
 output goes to log files in the work folder, printed (their tail) only when they fail.
-BENCH_ONLY=year (or ingest, dsp, serve, orchestration, or a comma list) runs only those
+BENCH_ONLY=year (or ingest, dsp, json, serve, orchestration, or a comma list) runs only those
 sections and writes bench/results/latest-<sections>.json instead. BENCH_YEAR_EVENTS (default
 10000000) sizes the year, e.g. 200000 while developing; BENCH_CACHE moves the cache;
 BENCH_KEEP_WORK=1 keeps the work folder (and its logs).
@@ -39,7 +41,7 @@ from bench.processes import progress
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000000"))
-SECTIONS = ("ingest", "year", "dsp", "serve", "orchestration")
+SECTIONS = ("ingest", "year", "dsp", "json", "serve", "orchestration")
 ONLY = tuple(s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip())
 DSP_SMALL = int(os.environ.get("BENCH_DSP_SMALL", "10000"))
 DSP_LARGE = int(os.environ.get("BENCH_DSP_LARGE", "100000"))
@@ -211,6 +213,7 @@ def bench_dsp(work: Path) -> dict:
 def _sections() -> dict:
     """Each section's function, in the order they run (year before serve, which reads the
     year home the year section caches)."""
+    from bench.json_readers import bench_json_readers
     from bench.orchestration import bench_orchestration
     from bench.serve_load import bench_serve
     from bench.year import bench_year
@@ -219,6 +222,7 @@ def _sections() -> dict:
         "ingest": bench_ingest,
         "year": bench_year,
         "dsp": bench_dsp,
+        "json": bench_json_readers,
         "serve": bench_serve,
         "orchestration": bench_orchestration,
     }

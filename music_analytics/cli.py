@@ -40,10 +40,17 @@ def cmd_refresh(args: argparse.Namespace) -> int:
         f"quarantined {summary.rows_quarantined}; {summary.dsp_reports_loaded} DSP report(s) "
         f"with {summary.dsp_records_loaded} records; marts rebuilt: {built}"
     )
-    if summary.spotify_history_plays or summary.spotify_polled_plays:
+    imported = (
+        summary.spotify_history_plays
+        + summary.spotify_history_episodes
+        + summary.spotify_history_excluded
+    )
+    if imported or summary.spotify_polled_plays:
         print(
-            f"Spotify: {summary.spotify_history_plays} play(s) imported from exports, "
-            f"{summary.spotify_polled_plays} new polled play(s)"
+            f"Spotify: {summary.spotify_history_plays} play(s), "
+            f"{summary.spotify_history_episodes} episode(s) and "
+            f"{summary.spotify_history_excluded} excluded row(s) (naming nothing played) "
+            f"imported from exports, {summary.spotify_polled_plays} new polled play(s)"
         )
     for run_id in summary.dead_runs_failed:
         print(f"note: run {run_id} had died (its process is gone): marked failed")

@@ -85,7 +85,8 @@ Rows loaded:       {summary.rows_loaded} from {summary.files_loaded} files
 Rows quarantined:  {summary.rows_quarantined} (see raw.stream_events_quarantine)
 DSP reports:       {summary.dsp_reports_loaded} loaded, {summary.dsp_records_loaded} records \
 (archived under {settings.dsp_archive})
-Spotify plays:     {summary.spotify_history_plays} imported from the sample export
+Spotify plays:     {summary.spotify_history_plays} plays, {summary.spotify_history_episodes} \
+episodes, {summary.spotify_history_excluded} excluded, imported from the sample export
 Marts built:       {len(summary.days_built)} days ({built}) in one dbt run
 Warehouse:         {settings.warehouse_path}
 BI database:       {settings.exports_dir / "bi.duckdb"} (views over the Parquet exports)

@@ -57,7 +57,9 @@ class RefreshSummary:
     dsp_reports_loaded: int = 0
     dsp_records_loaded: int = 0
     dsp_failures: list[str] = field(default_factory=list)
-    spotify_history_plays: int = 0
+    spotify_history_plays: int = 0  # music plays imported from exports
+    spotify_history_episodes: int = 0  # podcast episodes (video ones too), audiobook chapters
+    spotify_history_excluded: int = 0  # rows naming nothing played: stored, in no mart
     spotify_polled_plays: int = 0
     spotify_failures: list[str] = field(default_factory=list)
 
@@ -207,6 +209,8 @@ def refresh(
         defs, instance, settings, _settled(settings, "spotify", summary), _logging(log_level)
     )
     summary.spotify_history_plays = spotify.history_plays_loaded
+    summary.spotify_history_episodes = spotify.history_episodes
+    summary.spotify_history_excluded = spotify.history_excluded
     summary.spotify_polled_plays = spotify.polled_plays_new
     summary.spotify_failures = spotify.failures
     summary.rejected += spotify.rejected

@@ -58,7 +58,9 @@ def _api_reports(
         outcomes = client.fetch_reports(
             wanted,
             lambda dsp_id, day: incoming_path(settings.dsp_archive, dsp_by_id(dsp_id).key, day),
-            validate=lambda path: validate_report_zip(path, limits=settings.zip_limits),
+            validate=lambda path: validate_report_zip(
+                path, limits=settings.zip_limits, json_limits=settings.json_limits
+            ),
         )
     reports = []
     for outcome in outcomes:
@@ -83,7 +85,9 @@ def refresh_dsp_reports(
     """Load the settled ZIPs `landed` in landing/dsp/ and the API's reports of `api_days`."""
     result = DspRefreshResult()
     first, last = partition_bounds(settings.start_date)
-    landed_reports, result.rejected = sort_landed_reports(landed, settings.zip_limits, first, last)
+    landed_reports, result.rejected = sort_landed_reports(
+        landed, settings.zip_limits, first, last, settings.json_limits
+    )
     reports = [
         _ReportToLoad(dsp_partition_key(r.day, r.dsp), str(r.path)) for r in landed_reports
     ] + _api_reports(settings, api_days, result)

@@ -20,7 +20,9 @@ from music_analytics.run_results import failure_message
 class SpotifyRefreshResult:
     """What the Spotify part of a refresh did."""
 
-    history_plays_loaded: int = 0
+    history_plays_loaded: int = 0  # music plays; episodes and excluded rows apart
+    history_episodes: int = 0
+    history_excluded: int = 0
     polled_plays_new: int = 0
     failures: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
@@ -38,7 +40,9 @@ def _run(defs, instance, job_name: str, assets, run_config: dict, result: Spotif
         materialization = event.materialization
         metadata = materialization.metadata
         if materialization.asset_key == RAW_SPOTIFY_HISTORY:
-            result.history_plays_loaded += metadata["plays_loaded"].value
+            result.history_plays_loaded += metadata["music_plays"].value
+            result.history_episodes += metadata["episodes"].value
+            result.history_excluded += metadata["excluded"].value
             result.rejected += list(metadata["rejected"].value.values())
         elif materialization.asset_key == RAW_SPOTIFY_PLAYS:
             result.polled_plays_new += metadata["plays_new"].value

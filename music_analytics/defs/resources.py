@@ -23,6 +23,7 @@ from dagster_duckdb import DuckDBResource
 from packaging import version
 from pydantic import Field
 
+from music_analytics.lib.core.json_reader import DEFAULT_JSON_LIMITS, JsonLimits
 from music_analytics.lib.core.landing import landing_folder
 from music_analytics.lib.core.settings import (
     DBT_PROJECT_DIR,
@@ -110,6 +111,9 @@ class DataFolders(dg.ConfigurableResource):
     quarantine_warn_ratio: float = 0.05
     dsp_report_max_bytes: int = 1024 * 1024 * 1024
     dsp_report_max_ratio: int = 100
+    json_max_depth: int = DEFAULT_JSON_LIMITS.max_depth
+    json_max_record_bytes: int = DEFAULT_JSON_LIMITS.max_record_bytes
+    json_max_string_bytes: int = DEFAULT_JSON_LIMITS.max_string_bytes
 
     @property
     def events_landing(self) -> Path:
@@ -145,6 +149,12 @@ class DataFolders(dg.ConfigurableResource):
         return ZipLimits(
             max_uncompressed_bytes=self.dsp_report_max_bytes,
             max_ratio=float(self.dsp_report_max_ratio),
+        )
+
+    @property
+    def json_limits(self) -> JsonLimits:
+        return JsonLimits(
+            self.json_max_depth, self.json_max_record_bytes, self.json_max_string_bytes
         )
 
 
@@ -274,6 +284,9 @@ def build_resources(settings: Settings) -> dict[str, object]:
             quarantine_warn_ratio=settings.quarantine_warn_ratio,
             dsp_report_max_bytes=settings.dsp_report_max_bytes,
             dsp_report_max_ratio=settings.dsp_report_max_ratio,
+            json_max_depth=settings.json_limits.max_depth,
+            json_max_record_bytes=settings.json_limits.max_record_bytes,
+            json_max_string_bytes=settings.json_limits.max_string_bytes,
         ),
         "dsp_api": build_dsp_api(settings),
         "spotify": build_spotify_api(settings),

@@ -11,6 +11,7 @@ content it has loaded before).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import uuid
@@ -20,11 +21,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import ijson
 
+from music_analytics.lib.core.json_reader import (
+    DEFAULT_JSON_LIMITS,
+    BoundedJsonStream,
+    JsonLimitError,
+    JsonLimits,
+    iter_array_items,
+    json_error_text,
+)
 from music_analytics.lib.events.validation import event_validation_sql
 
 DATASOURCES = ("music_streams",)  # the seed's datasource name: raw.stream_events
 MAX_ERRORS_SHOWN = 10
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class IntakeError(ValueError):
@@ -64,23 +75,28 @@ def decode_body(raw: bytes, content_encoding: str | None, max_bytes: int) -> byt
     return raw
 
 
-def body_lines(body: bytes) -> list[str]:
+def json_array_lines(body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> list[str]:
+    """Each element of a JSON-array body as one line, read by the bounded JSON reader: a body
+    nested too deep or with too large a row or string is refused (400) naming the row."""
+    stream = BoundedJsonStream(io.BytesIO(body), limits, records_depth=1)
+    try:
+        return [_dumps(item) for item in iter_array_items(stream)]
+    except JsonLimitError as exc:
+        raise IntakeError(400, f"the body's JSON array: {exc.problem}") from None
+    except ijson.JSONError as exc:
+        raise IntakeError(
+            400, f"the body starts with '[' but is not a JSON array: {json_error_text(exc)}"
+        ) from None
+
+
+def body_lines(body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> list[str]:
     """The rows of an NDJSON body, or of a JSON array (each element becomes one line)."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise IntakeError(400, f"the body is not UTF-8: {exc}") from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            items = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise IntakeError(
-                400, f"the body starts with '[' but is not a JSON array: {exc}"
-            ) from None
-        if not isinstance(items, list):
-            raise IntakeError(400, "the body is not a JSON array")
-        return [json.dumps(item, ensure_ascii=False) for item in items]
+    if text.lstrip().startswith("["):
+        return json_array_lines(body, limits)
     # Split on \n only, as the file loader does (str.splitlines would also split on U+2028).
     return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
 

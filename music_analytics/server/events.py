@@ -51,7 +51,8 @@ async def events(
         if len(raw) > limit:
             raise ApiError(413, f"the body is larger than {limit} bytes")
     try:
-        lines = body_lines(decode_body(bytes(raw), request.headers.get("content-encoding"), limit))
+        body = decode_body(bytes(raw), request.headers.get("content-encoding"), limit)
+        lines = body_lines(body, settings.json_limits)
     except IntakeError as exc:
         raise ApiError(exc.status, str(exc)) from None
     if not lines:

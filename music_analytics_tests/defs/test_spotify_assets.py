@@ -222,3 +222,29 @@ def test_spotify_auth_stores_the_refresh_token_for_the_resource(spotify, monkeyp
     assert oct(token_file.stat().st_mode & 0o777) == "0o600"
     assert "Connected" in capsys.readouterr().out
     assert Settings.from_env().spotify_configured
+
+
+def test_import_counts_music_plays_episodes_and_excluded_rows_apart(settings):
+    """A Video file holds music plays and video-podcast episodes: each row by its URIs; a row
+    naming nothing is stored, excluded from every mart and counted as such."""
+    from music_analytics_tests.lib.spotify.test_history import EXTENDED_ROW
+
+    blank = {
+        k: None for k in EXTENDED_ROW if k.startswith(("master", "spotify", "episode", "audio"))
+    }
+    music = {**EXTENDED_ROW, "ts": "2024-03-01T10:00:00Z"}
+    episode = {**EXTENDED_ROW, **blank, "ts": "2024-03-01T11:00:00Z", "episode_name": "Ep",
+               "episode_show_name": "Show", "spotify_episode_uri": "spotify:episode:v"}  # fmt: skip
+    nothing = {**EXTENDED_ROW, **blank, "ts": "2024-03-01T12:00:00Z"}
+    video = settings.spotify_history_landing / "Streaming_History_Video_2024.json"
+    video.write_text(json.dumps([music, episode, nothing]))
+    result = dg.materialize([spotify_history_files], resources=build_resources(settings))
+    [history, _] = result.asset_materializations_for_node(spotify_history_files.op.name)
+    counts = {k: history.metadata[k].value for k in ("music_plays", "episodes", "excluded")}
+    assert counts == {"music_plays": 1, "episodes": 1, "excluded": 1}
+    assert history.metadata["plays_loaded"].value == 3
+    assert query(settings, "select kind from raw.spotify_history order by ended_at") == [
+        ("music",),
+        ("podcast",),
+        ("unknown",),
+    ]

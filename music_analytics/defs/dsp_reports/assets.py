@@ -71,7 +71,11 @@ def _fetch(context: dg.AssetExecutionContext, api: DspApi, folders: DataFolders,
     def validate(path: Path):
         metas.append(
             validate_report_zip(
-                path, limits=folders.zip_limits, expected_dsp_id=dsp.dsp_id, expected_date=day
+                path,
+                limits=folders.zip_limits,
+                json_limits=folders.json_limits,
+                expected_dsp_id=dsp.dsp_id,
+                expected_date=day,
             )
         )
 
@@ -114,7 +118,11 @@ def dsp_report_zips(
         source = "api" if report_id is not None else "landing"
         try:
             meta = validate_report_zip(
-                path, limits=folders.zip_limits, expected_dsp_id=dsp.dsp_id, expected_date=day
+                path,
+                limits=folders.zip_limits,
+                json_limits=folders.json_limits,
+                expected_dsp_id=dsp.dsp_id,
+                expected_date=day,
             )
         except DspReportFileError as exc:
             if source == "landing" and path.parent == folders.dsp_landing:
@@ -222,6 +230,7 @@ def dsp_report_tables(
                 source=archived.source,
                 report_id=archived.report_id,
                 limits=folders.zip_limits,
+                json_limits=folders.json_limits,
                 expected_dsp_id=dsp.dsp_id,
                 expected_date=day,
             )

@@ -48,7 +48,9 @@ def dsp_landing_sensor(context: dg.SensorEvaluationContext, folders: DataFolders
         landing_files(folders.dsp_landing, "dsp"), previous, folders.file_stable_seconds
     )
     first, last = partition_bounds(folders.first_day)
-    reports, rejected = sort_landed_reports(ready, folders.zip_limits, first, last)
+    reports, rejected = sort_landed_reports(
+        ready, folders.zip_limits, first, last, folders.json_limits
+    )
     for reason in rejected:
         context.log.warning(f"{reason} (moved to {folders.dsp_landing / 'rejected'})")
     for report in reports:

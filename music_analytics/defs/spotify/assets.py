@@ -179,13 +179,14 @@ def spotify_history_files(
     landing = folders.spotify_history_landing
     paths = [Path(p) for p in config.paths] or landing_files(landing, "spotify")
     loaded = duplicates = plays = already = quarantined = 0
+    kinds = {"music_plays": 0, "episodes": 0, "excluded": 0}
     days: set = set()
     failures: dict[str, str] = {}
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)
         for path in paths:
             try:
-                files = read_history_file(path)
+                files = read_history_file(path, json_limits=folders.json_limits)
             except SpotifyHistoryError as exc:
                 # Handled: set aside with its reason; the other files still import.
                 failures[str(path)] = str(exc)
@@ -198,6 +199,8 @@ def spotify_history_files(
                 loaded += result.status == "loaded"
                 duplicates += result.status == "duplicate"
                 plays += result.plays_loaded
+                for kind in kinds:
+                    kinds[kind] += getattr(result, kind)
                 already += result.plays_already_loaded
                 quarantined += result.rows_quarantined
                 days.update(result.days_touched)
@@ -207,8 +210,10 @@ def spotify_history_files(
         history_total = table_row_count(conn, "raw.spotify_history")
         quarantine_total = table_row_count(conn, "raw.spotify_history_quarantine")
     context.log.info(
-        f"{plays} play(s) imported from {loaded} file(s); {already} already known, "
-        f"{duplicates} file(s) seen before, {quarantined} row(s) quarantined"
+        f"{plays} row(s) imported from {loaded} file(s): {kinds['music_plays']} music play(s), "
+        f"{kinds['episodes']} episode(s), {kinds['excluded']} excluded (naming nothing "
+        f"played); {already} already known, {duplicates} file(s) seen before, {quarantined} "
+        "row(s) quarantined"
     )
     yield dg.MaterializeResult(
         asset_key=RAW_SPOTIFY_HISTORY,
@@ -216,6 +221,7 @@ def spotify_history_files(
             "files_loaded": loaded,
             "files_seen_before": duplicates,
             "plays_loaded": plays,
+            **kinds,
             "plays_already_loaded": already,
             "days_touched": dg.MetadataValue.json(sorted(d.isoformat() for d in days)),
             "files_rejected": len(failures),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from dotenv import load_dotenv
 
+from music_analytics.lib.core.json_reader import JsonLimits
 from music_analytics.lib.core.landing import landing_folder
 from music_analytics.lib.core.zip_safety import ZipLimits
 
@@ -34,6 +35,9 @@ DEFAULTS = {
     "DSP_REPORT_MAX_MB": "1024",
     "DSP_REPORT_MAX_RATIO": "100",
     "MUSIC_ANALYTICS_DUCKDB_MEMORY_LIMIT": "",
+    "MUSIC_ANALYTICS_JSON_MAX_DEPTH": "64",
+    "MUSIC_ANALYTICS_JSON_MAX_RECORD_KB": "1024",
+    "MUSIC_ANALYTICS_JSON_MAX_STRING_KB": "64",
     "SPOTIFY_CLIENT_ID": "",
     "SPOTIFY_API_BASE_URL": "https://api.spotify.com/v1/",
     "SPOTIFY_ACCOUNTS_BASE_URL": "https://accounts.spotify.com",
@@ -117,6 +121,7 @@ class Settings:
     dsp_report_max_bytes: int
     dsp_report_max_ratio: int
     duckdb_memory_limit: str  # e.g. "2GB" for the pipeline's connections; "" = DuckDB's default
+    json_limits: JsonLimits  # the caps of every JSON reader (lib/core/json_reader.py)
     spotify_client_id: str
     spotify_secrets_set: bool  # SPOTIFY_CLIENT_SECRET and a refresh token (env or file) exist
     spotify_api_base_url: str
@@ -209,6 +214,11 @@ class Settings:
             dsp_report_max_bytes=_as_int("DSP_REPORT_MAX_MB", minimum=1) * 1024 * 1024,
             dsp_report_max_ratio=_as_int("DSP_REPORT_MAX_RATIO", minimum=1),
             duckdb_memory_limit=_get("MUSIC_ANALYTICS_DUCKDB_MEMORY_LIMIT"),
+            json_limits=JsonLimits(
+                max_depth=_as_int("MUSIC_ANALYTICS_JSON_MAX_DEPTH", minimum=2, maximum=10_000),
+                max_record_bytes=_as_int("MUSIC_ANALYTICS_JSON_MAX_RECORD_KB", minimum=1) * 1024,
+                max_string_bytes=_as_int("MUSIC_ANALYTICS_JSON_MAX_STRING_KB", minimum=1) * 1024,
+            ),
             spotify_client_id=_get("SPOTIFY_CLIENT_ID"),
             spotify_secrets_set=bool(os.environ.get("SPOTIFY_CLIENT_SECRET", "").strip())
             and (bool(os.environ.get("SPOTIFY_REFRESH_TOKEN", "").strip()) or token_file.is_file()),

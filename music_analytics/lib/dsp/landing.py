@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from music_analytics.lib.core.json_reader import DEFAULT_JSON_LIMITS, JsonLimits
 from music_analytics.lib.core.landing import reject_file
 from music_analytics.lib.dsp.report_zip import DspReportFileError, ZipLimits, read_report_meta
 
@@ -20,14 +21,18 @@ class LandedReport:
 
 
 def sort_landed_reports(
-    paths: list[Path], limits: ZipLimits, first: date, last: date
+    paths: list[Path],
+    limits: ZipLimits,
+    first: date,
+    last: date,
+    json_limits: JsonLimits = DEFAULT_JSON_LIMITS,
 ) -> tuple[list[LandedReport], list[str]]:
     """Read each ZIP's meta: the reports to load, and the reasons of those moved to rejected/
     (unreadable, or dated outside the partitions first..last)."""
     reports, rejected = [], []
     for path in paths:
         try:
-            meta = read_report_meta(path, limits=limits)
+            meta = read_report_meta(path, limits=limits, json_limits=json_limits)
         except DspReportFileError as exc:
             reject_file(path, str(exc))
             rejected.append(str(exc))

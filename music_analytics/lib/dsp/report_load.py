@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from music_analytics.lib.core.json_reader import DEFAULT_JSON_LIMITS, JsonLimits
 from music_analytics.lib.core.raw_writer import file_sha256, raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.core.zip_safety import DEFAULT_LIMITS, ZipLimits
@@ -163,6 +164,7 @@ def _load_records(
     path: Path,
     meta: ReportMeta,
     limits: ZipLimits,
+    json_limits: JsonLimits,
     batch_records: int,
     constants: dict[str, Any],
 ) -> _Counts:
@@ -170,7 +172,7 @@ def _load_records(
     ref_field = dsp_by_key(meta.dsp).track_ref_field
     counts = _Counts()
     batch = RecordBatch()
-    with closing(iter_report_records(path, limits=limits)) as records:
+    with closing(iter_report_records(path, limits=limits, json_limits=json_limits)) as records:
         for index, record in enumerate(records):
             add_record(batch, index, record, meta.report_date, ref_field)
             if len(batch) >= batch_records:
@@ -198,6 +200,7 @@ def load_report_zip(
     report_id: int | None = None,
     archive_path: str | None = None,
     limits: ZipLimits = DEFAULT_LIMITS,
+    json_limits: JsonLimits = DEFAULT_JSON_LIMITS,
     expected_dsp_id: int | None = None,
     expected_date: date | None = None,
     batch_records: int = 2000,
@@ -213,7 +216,11 @@ def load_report_zip(
     if batch_records < 1:
         raise ValueError(f"batch_records must be at least 1, got {batch_records}")
     meta = read_report_meta(
-        path, limits=limits, expected_dsp_id=expected_dsp_id, expected_date=expected_date
+        path,
+        limits=limits,
+        json_limits=json_limits,
+        expected_dsp_id=expected_dsp_id,
+        expected_date=expected_date,
     )
     sha = file_sha256(path)
     ensure_raw_tables(conn)
@@ -227,7 +234,7 @@ def load_report_zip(
             "loaded_at": loaded_at,
         }
         replaced = _delete_partition(conn, meta.dsp, meta.report_date)
-        counts = _load_records(conn, path, meta, limits, batch_records, constants)
+        counts = _load_records(conn, path, meta, limits, json_limits, batch_records, constants)
         check_record_count(path, meta, counts.loaded + counts.quarantined)
         conn.execute(
             f"insert into {RAW_SCHEMA}.dsp_report_loads (load_id, dsp, report_date, dsp_id, "

@@ -1,8 +1,10 @@
 """The document inside a DSP report ZIP: its `meta` checked, its head scanned cheaply.
 
-`{"meta": {...}, "data": [records]}`: scan_head parses the top level only until meta and the
-start of data are seen (data is left to the caller to stream), check_meta turns meta into a
-ReportMeta. Problems raise DspReportFileError naming the file, the problem and what to do.
+`{"meta": {...}, "data": [records]}`, read through the bounded JSON reader
+(lib/core/json_reader.py, which caps nesting, strings and records before ijson sees a byte):
+scan_head parses the top level only until meta and the start of data are seen (data is left
+to the caller to stream), check_meta turns meta into a ReportMeta. Problems raise
+DspReportFileError naming the file, the problem and what to do.
 """
 
 from __future__ import annotations
@@ -41,14 +43,6 @@ class ReportMeta:
 def report_error(path: Path, problem: str, action: str = REDOWNLOAD) -> DspReportFileError:
     """The DspReportFileError for a problem with `path`, with what to do about it."""
     return DspReportFileError(f"DSP report {Path(path).name}: {problem}; {action}")
-
-
-def json_error_text(exc: Exception) -> str:
-    """yajl's message without the excerpt of the file it appends."""
-    text = exc.args[0] if exc.args else str(exc)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
 
 
 def parse_date(text: Any) -> date | None:

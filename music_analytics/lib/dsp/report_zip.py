@@ -9,7 +9,10 @@ landing folder), so:
   components or links, no overlapping entries, the size and ratio caps, and a counted member
   stream since headers can lie), and it must hold exactly one member with the expected name;
 - nothing is extracted to disk and the JSON is never held whole: ijson (yajl2_c) reads `meta`
-  and then yields `data` one record at a time (meta's checks: report_meta.py).
+  and then yields `data` one record at a time (meta's checks: report_meta.py), behind the
+  bounded JSON reader (lib/core/json_reader.py): nesting depth, string and record sizes are
+  capped (MUSIC_ANALYTICS_JSON_MAX_*) before the parser sees the bytes, so memory stays flat
+  whatever the member holds.
 
 Every problem with a file raises DspReportFileError naming the file, the problem and what to do.
 """
@@ -25,9 +28,17 @@ from typing import Any
 
 import ijson
 
+from music_analytics.lib.core.json_reader import (
+    DEFAULT_JSON_LIMITS,
+    LIMIT_ACTION,
+    BoundedJsonStream,
+    JsonLimitError,
+    JsonLimits,
+    iter_array_items,
+    json_error_text,
+)
 from music_analytics.lib.core.zip_safety import (
     DEFAULT_LIMITS,
-    CountingReader,
     SafeZip,
     UnsafeZipError,
     ZipLimits,
@@ -40,7 +51,6 @@ from music_analytics.lib.dsp.report_meta import (
     ReportMeta,
     check_data_type,
     check_meta,
-    json_error_text,
     meta_after_data,
     parse_date,
     report_error,
@@ -98,11 +108,16 @@ def _archive(path: Path, limits: ZipLimits) -> Iterator[tuple[SafeZip, str, date
 
 
 @contextmanager
-def _member_stream(archive: SafeZip, member: str, path: Path) -> Iterator[CountingReader]:
-    """The member's decompressed bytes behind a counter; JSON errors translated."""
+def _member_stream(
+    archive: SafeZip, member: str, path: Path, json_limits: JsonLimits
+) -> Iterator[BoundedJsonStream]:
+    """The member's decompressed bytes behind ZIP safety's counter and the bounded JSON
+    reader (records are the elements of `data`, at depth 2); JSON errors translated."""
     try:
         with archive.open_member(member) as stream:
-            yield stream
+            yield BoundedJsonStream(stream, json_limits, records_depth=2, records_key="data")
+    except JsonLimitError as exc:
+        raise report_error(path, f"in {member}, {exc.problem}", LIMIT_ACTION) from None
     except ijson.JSONError as exc:
         raise report_error(path, f"{member} is not valid JSON: {json_error_text(exc)}") from None
 
@@ -111,6 +126,7 @@ def read_report_meta(
     path: Path,
     *,
     limits: ZipLimits = DEFAULT_LIMITS,
+    json_limits: JsonLimits = DEFAULT_JSON_LIMITS,
     expected_dsp_id: int | None = None,
     expected_date: date | None = None,
 ) -> ReportMeta:
@@ -121,11 +137,11 @@ def read_report_meta(
     """
     path = Path(path)
     with _archive(path, limits) as (archive, member, member_date):
-        with _member_stream(archive, member, path) as stream:
+        with _member_stream(archive, member, path, json_limits) as stream:
             head = scan_head(stream)
         raw = head.meta
         if raw is MISSING and head.data_event is not None:
-            with _member_stream(archive, member, path) as stream:
+            with _member_stream(archive, member, path, json_limits) as stream:
                 raw = meta_after_data(stream)
     meta = check_meta(raw, path, member, member_date, expected_dsp_id, expected_date)
     check_data_type(head, path, member)
@@ -142,6 +158,7 @@ def iter_report_records(
     path: Path,
     *,
     limits: ZipLimits = DEFAULT_LIMITS,
+    json_limits: JsonLimits = DEFAULT_JSON_LIMITS,
 ) -> Iterator[Any]:
     """Yield the elements of `data` one at a time, straight from the ZIP (nothing on disk).
 
@@ -150,25 +167,30 @@ def iter_report_records(
     """
     path = Path(path)
     with _archive(path, limits) as (archive, member, _):
-        with _member_stream(archive, member, path) as stream:
+        with _member_stream(archive, member, path, json_limits) as stream:
             head = scan_head(stream)
         check_data_type(head, path, member)
-        with _member_stream(archive, member, path) as stream:
-            yield from ijson.items(stream, "data.item", use_float=True)
+        with _member_stream(archive, member, path, json_limits) as stream:
+            yield from iter_array_items(stream, "data.item")
 
 
 def validate_report_zip(
     path: Path,
     *,
     limits: ZipLimits = DEFAULT_LIMITS,
+    json_limits: JsonLimits = DEFAULT_JSON_LIMITS,
     expected_dsp_id: int | None = None,
     expected_date: date | None = None,
 ) -> ReportMeta:
     """A full pass: archive, meta, every byte of the JSON, and the record count against meta."""
     meta = read_report_meta(
-        path, limits=limits, expected_dsp_id=expected_dsp_id, expected_date=expected_date
+        path,
+        limits=limits,
+        json_limits=json_limits,
+        expected_dsp_id=expected_dsp_id,
+        expected_date=expected_date,
     )
-    count = sum(1 for _ in iter_report_records(path, limits=limits))
+    count = sum(1 for _ in iter_report_records(path, limits=limits, json_limits=json_limits))
     check_record_count(path, meta, count)
     return meta
 

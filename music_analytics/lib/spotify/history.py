@@ -5,32 +5,43 @@ Spotify's export shapes and the play they give are in history_shapes.py, the par
 landing folder. A file that cannot be read at all (not JSON, not an array, an unsafe ZIP)
 raises SpotifyHistoryError naming the file and, for a ZIP, the member.
 
-ZIPs are read in memory, never extracted, through lib/core/zip_safety.py: member names with
+ZIPs are streamed, never extracted, through lib/core/zip_safety.py: member names with
 absolute paths or `..`, symbolic links, duplicate names, overlapping entries, an empty archive,
 encrypted or oddly compressed history members, and members over the size or compression-ratio
 caps (SPOTIFY_EXPORT_LIMITS) are refused before a byte is inflated, and the inflated bytes are
 counted as they are read since headers can lie. Members that are not streaming history
 (PDFs, READMEs, the other JSON files of an account-data export, directories) are ignored.
 
-Memory: one export file is at most tens of MB (Spotify splits the history into files of about
-12 MB), so each file or member is read whole and parsed with `json.loads`; only one is held
-at a time while reading, plus the plays parsed from it.
+Every file and member is streamed through the bounded JSON reader (lib/core/json_reader.py):
+a row nested deeper than MUSIC_ANALYTICS_JSON_MAX_DEPTH, or larger than its record or string
+caps, rejects the file with a reason naming the row and the limit, and the parser never holds
+more than one row; the plays parsed from the file are kept (as typed rows) for its import.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import ijson
+
+from music_analytics.lib.core.json_reader import (
+    DEFAULT_JSON_LIMITS,
+    LIMIT_ACTION,
+    BoundedJsonStream,
+    JsonLimitError,
+    JsonLimits,
+    iter_array_items,
+    json_error_text,
+)
 from music_analytics.lib.core.zip_safety import (
     SPOTIFY_EXPORT_LIMITS,
     UnsafeZipError,
     ZipLimits,
     open_safe_zip,
 )
-from music_analytics.lib.spotify.history_rows import json_type, parse_history_rows
+from music_analytics.lib.spotify.history_rows import parse_history_rows
 from music_analytics.lib.spotify.history_shapes import (
     FIX_FILE,
     HistoryFile,
@@ -39,45 +50,74 @@ from music_analytics.lib.spotify.history_shapes import (
 )
 
 _FIX_UNSAFE = "do not load it; use the ZIP exactly as Spotify mailed it"
+_END = object()
+_FIRST_BYTE_TYPE = {ord("{"): "object", ord('"'): "string", ord("t"): "boolean",
+                    ord("f"): "boolean", ord("n"): "null"}  # fmt: skip
 
 
-def _decode(data: bytes, source_file: str, member: str | None) -> list[Any]:
+def _parse_stream(
+    raw: IO[bytes], *, name: str, source_file: str, member: str | None, json_limits: JsonLimits
+) -> HistoryFile:
+    """Stream one file's array of rows into plays and quarantined rows."""
+    stream = BoundedJsonStream(raw, json_limits, records_depth=1)
     try:
-        rows = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise history_error(source_file, member, f"not valid JSON ({exc})") from None
-    if not isinstance(rows, list):
-        raise history_error(
-            source_file, member, f"the JSON is a {json_type(rows)}, expected an array of plays"
+        result = parse_history_rows(
+            _rows(stream, source_file, member), name=name, source_file=source_file, member=member
         )
-    return rows
-
-
-def _parse_bytes(data: bytes, *, name: str, source_file: str, member: str | None) -> HistoryFile:
-    rows = _decode(data, source_file, member)
-    result = parse_history_rows(rows, name=name, source_file=source_file, member=member)
-    result.content_sha256 = hashlib.sha256(data).hexdigest()
+    except JsonLimitError as exc:
+        raise history_error(source_file, member, exc.problem, LIMIT_ACTION) from None
+    except ijson.JSONError as exc:
+        raise history_error(
+            source_file, member, f"not valid JSON ({json_error_text(exc)})"
+        ) from None
+    result.content_sha256 = stream.digest.hexdigest()
     return result
 
 
-def _read_zip(path: Path, limits: ZipLimits) -> list[HistoryFile]:
-    """One HistoryFile per history member, each read whole behind ZIP safety's counter."""
+def _rows(stream: BoundedJsonStream, source_file: str, member: str | None) -> Iterator[Any]:
+    """The elements of the top-level array; a document that is not an array is refused."""
+    items = iter_array_items(stream)
+    first = next(items, _END)
+    if stream.first_byte != ord("["):
+        kind = _FIRST_BYTE_TYPE.get(stream.first_byte, "number")
+        raise history_error(
+            source_file, member, f"the JSON is a {kind}, expected an array of plays"
+        )
+    if first is not _END:
+        yield first
+        yield from items
+
+
+def _read_zip(path: Path, limits: ZipLimits, json_limits: JsonLimits) -> list[HistoryFile]:
+    """One HistoryFile per history member, each streamed behind ZIP safety's counter."""
     source = str(path)
+    files = []
     try:
         with open_safe_zip(
             path, limits, expected_members=is_history_file_name, allow_folders=True
         ) as archive:
-            return [
-                _parse_bytes(archive.read_member(name), name=name, source_file=source, member=name)
-                for name in archive.members()
-            ]
+            for name in archive.members():
+                with archive.open_member(name) as stream:
+                    files.append(
+                        _parse_stream(
+                            stream,
+                            name=name,
+                            source_file=source,
+                            member=name,
+                            json_limits=json_limits,
+                        )
+                    )
     except UnsafeZipError as exc:
         action = _FIX_UNSAFE if exc.hostile else FIX_FILE
         raise history_error(source, None, exc.problem, action) from None
+    return files
 
 
 def read_history_file(
-    path: Path, *, limits: ZipLimits = SPOTIFY_EXPORT_LIMITS
+    path: Path,
+    *,
+    limits: ZipLimits = SPOTIFY_EXPORT_LIMITS,
+    json_limits: JsonLimits = DEFAULT_JSON_LIMITS,
 ) -> list[HistoryFile]:
     """Parse a history .json file (one HistoryFile) or a Spotify export ZIP (one per member).
 
@@ -90,7 +130,7 @@ def read_history_file(
         raise history_error(source, None, "no such file", "check the path")
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        return _read_zip(path, limits)
+        return _read_zip(path, limits, json_limits)
     if suffix != ".json":
         raise history_error(
             source, None, "not a .json or .zip file", "drop the export's files or ZIP"
@@ -99,7 +139,11 @@ def read_history_file(
     if size > limits.member_cap:
         raise history_error(source, None, f"{size} bytes, over the cap of {limits.member_cap}")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as stream:
+            return [
+                _parse_stream(
+                    stream, name=path.name, source_file=source, member=None, json_limits=json_limits
+                )
+            ]
     except OSError as exc:
         raise history_error(source, None, f"cannot be read ({exc})", "check the file") from None
-    return [_parse_bytes(data, name=path.name, source_file=source, member=None)]

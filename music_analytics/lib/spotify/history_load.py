@@ -176,6 +176,13 @@ def import_history_file(
             f"from {RAW_SCHEMA}.spotify_history where load_id = ?)",
             [load_id],
         ).fetchone()[0]
+        kinds = dict(
+            conn.execute(
+                f"select kind, count(*) from {RAW_SCHEMA}.spotify_history where load_id = ? "
+                "group by kind",
+                [load_id],
+            ).fetchall()
+        )
         new_tracks = conn.execute(
             f"select distinct track_id from {RAW_SCHEMA}.spotify_history "
             "where load_id = ? and kind = 'music' and track_id is not null and track_id not in "
@@ -189,6 +196,9 @@ def import_history_file(
             member=member,
             status="loaded",
             plays_loaded=loaded,
+            music_plays=kinds.get("music", 0),
+            episodes=kinds.get("podcast", 0) + kinds.get("audiobook", 0),
+            excluded=loaded - sum(kinds.get(k, 0) for k in ("music", "podcast", "audiobook")),
             plays_already_loaded=len(plays) - loaded,
             rows_quarantined=len(quarantined),
             days_touched=list(days),

@@ -1,15 +1,18 @@
 """Parsing the decoded rows of one streaming-history file into plays and quarantined rows.
 
-A row that cannot be a play (not an object, no or a bad end time, a missing or negative
-`ms_played`, a field of the wrong type) is quarantined with the field and value that failed;
-the rest of the file still loads. A file whose shape cannot be told raises SpotifyHistoryError.
+A row that cannot be a play (not an object, no or a bad end time, one before Spotify was
+founded or in the future, a missing or negative `ms_played`, a field of the wrong type) is
+quarantined with the field and value that failed; the rest of the file still loads. A file
+whose shape cannot be told raises SpotifyHistoryError.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import chain
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -27,6 +30,7 @@ _TS_RE = re.compile(
 )
 _END_TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}")
 _TRACK_URI_RE = re.compile(r"spotify:track:([0-9A-Za-z]+)")
+_FIRST_PLAY = datetime(2006, 4, 23, tzinfo=UTC)  # Spotify was founded on this day
 _EPOCH_MS_THRESHOLD = 100_000_000_000  # larger epoch values are milliseconds (year 5138 in s)
 
 # Optional string fields of the extended and endsong shapes: row key -> HistoryPlay field.
@@ -64,10 +68,6 @@ _ACCOUNT_TEXT = {
 
 class _RowError(ValueError):
     """A row that must be quarantined; the message names the field and the value."""
-
-
-def _is_video_name(name: str) -> bool:
-    return PurePosixPath(name.replace("\\", "/")).name.lower().startswith("streaming_history_video")
 
 
 def _is_account_podcast_name(name: str) -> bool:
@@ -114,7 +114,17 @@ def _ts(row: dict) -> datetime:
     except ValueError:
         raise _RowError(f"field ts is {value!r}, not a valid date and time") from None
     # Spotify writes UTC with a Z; a time without a zone is taken as UTC too.
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    ended = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return _plausible("ts", value, ended)
+
+
+def _plausible(key: str, value: str, ended: datetime) -> datetime:
+    """A play's end time between Spotify's founding and a day from now, else quarantined."""
+    if ended < _FIRST_PLAY:
+        raise _RowError(f"field {key} is {value!r}, before Spotify existed ({_FIRST_PLAY:%Y})")
+    if ended > datetime.now(UTC) + timedelta(days=1):
+        raise _RowError(f"field {key} is {value!r}, in the future")
+    return ended
 
 
 def _end_time(row: dict) -> datetime:
@@ -124,9 +134,10 @@ def _end_time(row: dict) -> datetime:
     if not isinstance(value, str) or not _END_TIME_RE.fullmatch(value):
         raise _RowError(f"field endTime is {value!r}, expected UTC like 2023-01-31 23:59")
     try:
-        return datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+        ended = datetime.strptime(value, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
     except ValueError:
         raise _RowError(f"field endTime is {value!r}, not a valid date and time") from None
+    return _plausible("endTime", value, ended)
 
 
 def _offline_timestamp(row: dict) -> datetime | None:
@@ -152,19 +163,28 @@ def _track_id(uri: str | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _kind(values: dict[str, Any], video_file: bool) -> str:
-    """Audiobook, podcast or music from the fields set; video for a Video file; else unknown.
+def _kind(values: dict[str, Any]) -> str:
+    """What was played, from the row's URIs first, then its names; never from the file name
+    (Spotify's Video files hold music plays as well as video-podcast episodes).
 
-    Audiobook and episode fields are checked before track fields so that a chapter row that
-    also carries a track name is not counted as music.
+    A `spotify:track:` URI is music, an episode URI a podcast episode (video podcasts
+    included), an audiobook or chapter URI an audiobook; without URIs, audiobook and episode
+    names are checked before track names so that a chapter row that also carries a track name
+    is not counted as music. A row naming nothing is `unknown`: stored, reaching no mart, and
+    counted as excluded.
     """
-    if video_file:
-        return "video"
+    track_uri = values.get("track_uri") or ""
+    if values.get("audiobook_chapter_uri") or values.get("audiobook_uri"):
+        return "audiobook"
+    if values.get("episode_uri"):
+        return "podcast"
+    if track_uri.startswith("spotify:track:"):
+        return "music"
     if any(values.get(k) for k in _AUDIOBOOK_FIELDS):
         return "audiobook"
-    if any(values.get(k) for k in ("episode_name", "show_name", "episode_uri")):
+    if values.get("episode_name") or values.get("show_name"):
         return "podcast"
-    if values.get("track_uri") or values.get("track_name"):
+    if track_uri or values.get("track_name"):
         return "music"
     return "unknown"
 
@@ -179,7 +199,7 @@ _EMPTY_PLAY = dict.fromkeys(
 )  # fmt: skip
 
 
-def _extended_values(row: dict, video_file: bool) -> dict[str, Any]:
+def _extended_values(row: dict) -> dict[str, Any]:
     values: dict[str, Any] = dict(_EMPTY_PLAY)
     values["ended_at"] = _ts(row)
     values["ms_played"] = _ms_played(row, "ms_played")
@@ -189,7 +209,7 @@ def _extended_values(row: dict, video_file: bool) -> dict[str, Any]:
         values[key] = _flag(row, key)
     values["offline_timestamp"] = _offline_timestamp(row)
     values["track_id"] = _track_id(values["track_uri"])
-    values["kind"] = _kind(values, video_file)
+    values["kind"] = _kind(values)
     values["ended_at_precision_seconds"] = 1
     return values
 
@@ -200,7 +220,9 @@ def _account_values(row: dict, podcast_file: bool) -> dict[str, Any]:
     values["ms_played"] = _ms_played(row, "msPlayed")
     for key, name in _ACCOUNT_TEXT.items():
         values[name] = _text(row, key)
-    values["kind"] = "podcast" if podcast_file else _kind(values, False)
+    # Account data has no URIs; a podcast file's rows are episodes even without their names.
+    kind = _kind(values)
+    values["kind"] = "podcast" if podcast_file and kind in ("music", "unknown") else kind
     values["ended_at_precision_seconds"] = 60
     return values
 
@@ -211,15 +233,33 @@ def _row_json(row: Any) -> str:
     return json.dumps(row, ensure_ascii=False, default=str)
 
 
-def parse_history_rows(
-    rows: list[Any], *, name: str, source_file: str, member: str | None = None
-) -> HistoryFile:
-    """Parse the decoded array of one history file into plays and quarantined rows.
+_SHAPE_LOOKAHEAD = 1000  # rows held back at most while looking for one that tells the shape
 
-    `name` is the file's (or member's) name, used for the shape and the video/podcast kind.
-    Raises SpotifyHistoryError when the shape cannot be told.
+
+def _shape_row(rows: Iterator[Any]) -> tuple[dict, list[Any]]:
+    """The first row with `ts` or `endTime` (or {}) and the rows read to find it."""
+    held: list[Any] = []
+    for row in rows:
+        held.append(row)
+        if isinstance(row, dict) and {"ts", "endTime"} & row.keys():
+            return row, held
+        if len(held) >= _SHAPE_LOOKAHEAD:
+            break
+    return {}, held
+
+
+def parse_history_rows(
+    rows: Iterable[Any], *, name: str, source_file: str, member: str | None = None
+) -> HistoryFile:
+    """Parse the rows of one history file (a list, or a stream of them) into plays and
+    quarantined rows.
+
+    `name` is the file's (or member's) name, used for the shape when no row among the first
+    thousand tells it, and for the rows of an account-data podcast file. Raises
+    SpotifyHistoryError when the shape cannot be told.
     """
-    first = next((r for r in rows if isinstance(r, dict) and ({"ts", "endTime"} & r.keys())), {})
+    rows = iter(rows)
+    first, held = _shape_row(rows)
     shape = detect_shape(name, first)
     if shape is None:
         raise history_error(
@@ -230,16 +270,15 @@ def parse_history_rows(
             "drop only Streaming_History_*, endsong_* or StreamingHistory* files",
         )
     result = HistoryFile(source_file=source_file, member=member, shape=shape)
-    video_file = _is_video_name(name)
     podcast_file = _is_account_podcast_name(name)
-    for number, row in enumerate(rows, start=1):
+    for number, row in enumerate(chain(held, rows), start=1):
         try:
             if not isinstance(row, dict):
                 raise _RowError(f"row is a JSON {json_type(row)}, expected an object")
             if shape == "account_data":
                 values = _account_values(row, podcast_file)
             else:
-                values = _extended_values(row, video_file)
+                values = _extended_values(row)
         except _RowError as exc:
             result.quarantined.append(
                 QuarantinedRow(source_file, member, number, _row_json(row), str(exc))

@@ -3,7 +3,8 @@
 Spotify's export comes in three shapes (https://support.spotify.com/article/understanding-my-data/):
 
 - **extended** streaming history, `Streaming_History_Audio_YYYY[-YYYY]_N.json` (and
-  `Streaming_History_Video_YYYY[-YYYY]_N.json` for video podcasts): a JSON array of plays, one
+  `Streaming_History_Video_YYYY[-YYYY]_N.json`, video podcasts and music videos, each row's
+  kind told by its URIs, not by the file's name): a JSON array of plays, one
   object each: `ts` (the END of the play, ISO 8601 UTC, "2024-03-01T12:34:56Z"), `platform`,
   `ms_played`, `conn_country`, `ip_addr`, `master_metadata_track_name`,
   `master_metadata_album_artist_name`, `master_metadata_album_album_name`, `spotify_track_uri`,
@@ -36,7 +37,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 SHAPES = ("extended", "endsong", "account_data")
-KINDS = ("music", "podcast", "audiobook", "video", "unknown")
+# What a row played (history_rows._kind): music reaches fct_streams and the listener's marts,
+# podcast (video podcasts included) and audiobook stg_spotify__history_episodes and
+# listening_history; unknown (a row that names nothing) is stored and counted as excluded.
+KINDS = ("music", "podcast", "audiobook", "unknown")
 # Fields of a personal nature that are dropped on reading (and from quarantined rows).
 PERSONAL_FIELDS = frozenset({"ip_addr", "ip_addr_decrypted", "username", "user_agent_decrypted"})
 
@@ -190,6 +194,6 @@ def play_key(play: HistoryPlay) -> str:
             play.audiobook_title,
             play.audiobook_chapter_title,
         )
-        what = [play.kind if play.kind != "video" else "podcast", *names]
+        what = [play.kind, *names]
     parts = json.dumps([stamp, what, play.ms_played], ensure_ascii=False)
     return hashlib.sha256(parts.encode()).hexdigest()

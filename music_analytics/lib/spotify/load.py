@@ -62,13 +62,20 @@ class PollResult:
 @dataclass(frozen=True)
 class HistoryImportResult:
     """What importing one export file (one ZIP member) did; `status` is `loaded` or
-    `duplicate` (its content was imported before: nothing written, `load_id` None)."""
+    `duplicate` (its content was imported before: nothing written, `load_id` None).
+
+    `plays_loaded` counts every row stored, of any kind; of them, `music_plays` reach the
+    music marts, `episodes` (podcast episodes, video podcasts, audiobook chapters) the
+    listener's episodes, and `excluded` (kind unknown: a row naming nothing) no mart."""
 
     load_id: str | None
     source_file: str
     member: str | None
     status: str
     plays_loaded: int = 0
+    music_plays: int = 0
+    episodes: int = 0
+    excluded: int = 0
     plays_already_loaded: int = 0
     rows_quarantined: int = 0
     days_touched: list[date] = field(default_factory=list)

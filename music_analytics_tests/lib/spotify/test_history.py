@@ -212,7 +212,7 @@ def test_account_data_music_and_podcast_rows(tmp_path: Path) -> None:
     assert legacy.shape == "account_data" and legacy.plays[0].kind == "music"
 
 
-def test_podcast_audiobook_video_and_unknown_kinds(tmp_path: Path) -> None:
+def test_kinds_come_from_each_rows_uris_and_fields_not_the_file_name(tmp_path: Path) -> None:
     blank = {
         k: None for k in EXTENDED_ROW if k.startswith(("master", "spotify", "episode", "audio"))
     }
@@ -232,8 +232,14 @@ def test_podcast_audiobook_video_and_unknown_kinds(tmp_path: Path) -> None:
     assert [p.kind for p in audio.plays].count("music") == 1
     assert audio.plays[1].episode_uri == "spotify:episode:abc" and audio.plays[1].track_id is None
     assert audio.plays[2].audiobook_chapter_title == "Chapter 1"
-    video = one(write_json(tmp_path / "Streaming_History_Video_2019-2024.json", [podcast]))
-    assert [p.kind for p in video.plays] == ["video"]
+    # Spotify's Video files hold music plays and video-podcast episodes alike.
+    video = one(
+        write_json(
+            tmp_path / "Streaming_History_Video_2019-2024.json", [podcast, EXTENDED_ROW, unknown]
+        )
+    )
+    assert [p.kind for p in video.plays] == ["podcast", "music", "unknown"]
+    assert video.plays[1].track_id == EXTENDED_ROW["spotify_track_uri"].split(":")[-1]
 
 
 def test_bad_rows_are_quarantined_with_the_reason_the_rest_parsed(tmp_path: Path) -> None:
