@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
-import pandas as pd
 
+from music_analytics.lib.core.frames import rows_frame
 from music_analytics.lib.core.json_reader import DEFAULT_JSON_LIMITS, JsonLimits
 from music_analytics.lib.core.raw_writer import file_sha256, raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
@@ -64,25 +63,6 @@ class DspLoadResult:
     replaced_rows: int
 
 
-def _columns(rows: list[tuple], names: str, dtypes: str) -> pd.DataFrame:
-    """Rows as a DataFrame; `dtypes` has one letter per column: i int32, l int64, I nullable
-    int64, f double (None becomes NaN, which DuckDB reads as NULL), s text as Python objects
-    (object dtype, so that pandas does not convert every string)."""
-    makers = {
-        "i": lambda values: np.array(values, dtype=np.int32),
-        "l": lambda values: np.array(values, dtype=np.int64),
-        "I": lambda values: pd.array(values, dtype="Int64"),
-        "f": lambda values: np.array(values, dtype=np.float64),
-        "s": lambda values: pd.Series(values, dtype=object),
-    }
-    return pd.DataFrame(
-        {
-            name: makers[kind]([row[i] for row in rows])
-            for i, (name, kind) in enumerate(zip(names.split(), dtypes, strict=True))
-        }
-    )
-
-
 def _insert_rows(
     conn: duckdb.DuckDBPyConnection,
     table: str,
@@ -100,7 +80,7 @@ def _insert_rows(
     """
     if not rows:
         return
-    dsp_report_batch_rows = _columns(rows, names, dtypes)  # noqa: F841 (read by DuckDB by name)
+    dsp_report_batch_rows = rows_frame(rows, names.split(), dtypes)  # noqa: F841 (read by name)
     listed = ", ".join(names.split())
     conn.execute(
         f"insert into {RAW_SCHEMA}.{table} (dsp, report_date, {listed}, load_id, loaded_at) "
@@ -126,7 +106,7 @@ def _flush(
         "dsp_report_records",
         batch.records,
         "record_index record_id track_id track_name album_id album_name isrc dsp_track_ref record",
-        "iIlsIssss",
+        "iLlsLssss",
         constants,
     )
     _insert_rows(

@@ -7,19 +7,23 @@ its rows, its raw.spotify_history_files row and the days it touched in the rebui
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import duckdb
-import pandas as pd
 
+from music_analytics.lib.core.frames import typed_frame
 from music_analytics.lib.core.raw_writer import RawWrite
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.spotify.load import (
     HistoryImportResult,
     SpotifyLoadError,
-    _frame,
     _in_transaction,
     _json_text,
     _naive_utc,
@@ -37,8 +41,8 @@ def _play_key(play: Any) -> str:
 
 _HISTORY_COLUMNS = (
     ("ended_at", "t"),
-    ("ended_at_precision_seconds", "l"),
-    ("ms_played", "l"),
+    ("ended_at_precision_seconds", "L"),
+    ("ms_played", "L"),
     ("kind", "s"),
     ("track_uri", "s"),
     ("track_id", "s"),
@@ -65,7 +69,7 @@ _HISTORY_COLUMNS = (
     ("play_key", "s"),
     ("source_file", "s"),
     ("member", "s"),
-    ("row_number", "l"),
+    ("row_number", "L"),
 )
 _TIMESTAMPS = {"ended_at", "offline_timestamp"}
 
@@ -93,7 +97,7 @@ def _history_frame(plays: Sequence[Any], history_file: Any) -> pd.DataFrame:
             if name == "source_file":
                 values = [str(v) for v in values]
         columns[name] = (kind, values)
-    return _frame(columns)
+    return typed_frame(columns)
 
 
 def import_history_file(
@@ -117,11 +121,11 @@ def import_history_file(
     plays = list(history_file.plays)
     quarantined = list(history_file.quarantined)
     history_rows = _history_frame(plays, history_file)
-    quarantine_rows = _frame(
+    quarantine_rows = typed_frame(
         {
             "source_file": ("s", [str(q.source_file or source_file) for q in quarantined]),
             "member": ("s", [getattr(q, "member", None) or member for q in quarantined]),
-            "row_number": ("l", [q.row_number for q in quarantined]),
+            "row_number": ("L", [q.row_number for q in quarantined]),
             "row_json": ("s", [_json_text(q.row_json) for q in quarantined]),
             "error": ("s", [str(q.error) for q in quarantined]),
         }

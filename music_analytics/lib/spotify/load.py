@@ -19,6 +19,11 @@ from lib/spotify/plays.py and lib/spotify/history_shapes.py and are read by attr
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,15 +31,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
-import numpy as np
-import pandas as pd
 
+from music_analytics.lib.core.frames import typed_frame
 from music_analytics.lib.core.raw_writer import RawWrite, raw_transaction, utc_now
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 _EPOCH = datetime(1970, 1, 1)
-_NAT = np.datetime64("NaT", "us")
 
 
 class SpotifyLoadError(RuntimeError):
@@ -126,22 +129,6 @@ def _json_text(value: Any) -> str:
     return _dumps(value)
 
 
-def _frame(columns: dict[str, tuple[str, list[Any]]]) -> pd.DataFrame:
-    """Columns as a DataFrame with explicit dtypes, so that DuckDB does not have to guess from
-    a sample: s text (objects), l bigint (nullable), b boolean (nullable), t timestamp,
-    a text list (objects)."""
-    makers: dict[str, Callable[[list[Any]], Any]] = {
-        "s": lambda values: pd.Series(values, dtype=object),
-        "a": lambda values: pd.Series(values, dtype=object),
-        "l": lambda values: pd.array(values, dtype="Int64"),
-        "b": lambda values: pd.array(values, dtype="boolean"),
-        "t": lambda values: np.array(
-            [_NAT if v is None else v for v in values], dtype="datetime64[us]"
-        ),
-    }
-    return pd.DataFrame({name: makers[kind](values) for name, (kind, values) in columns.items()})
-
-
 def _in_transaction(
     conn: duckdb.DuckDBPyConnection,
     what: str,
@@ -217,7 +204,7 @@ _PLAY_COLUMNS = (
     ("played_at", "t"),
     ("track_id", "s"),
     ("track_name", "s"),
-    ("duration_ms", "l"),
+    ("duration_ms", "L"),
     ("artist_ids", "a"),
     ("artist_names", "a"),
     ("album_id", "s"),
@@ -256,7 +243,7 @@ def record_poll(conn: duckdb.DuckDBPyConnection, page: Any, *, after_ms: int | N
     page_cursor = getattr(page, "cursor_after_ms", None)
     cursor = max(page_cursor if page_cursor is not None else max(played_ms), after_ms or 0)
     page_rows = list(rows.values())
-    frame = _frame(
+    frame = typed_frame(
         {
             name: (kind, [row[i] for row in page_rows])
             for i, (name, kind) in enumerate(_PLAY_COLUMNS)

@@ -7,9 +7,9 @@ from typing import Any
 
 import duckdb
 
+from music_analytics.lib.core.frames import typed_frame
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.spotify.load import (
-    _frame,
     _in_transaction,
     _json_text,
     _now,
@@ -86,7 +86,7 @@ def _upsert(
             f"insert or replace into {RAW_SCHEMA}.{table} ({listed}) "
             f"select {listed} from spotify_metadata_rows"
         ),
-        {"spotify_metadata_rows": _frame(columns)},
+        {"spotify_metadata_rows": typed_frame(columns)},
     )
     return rows
 
@@ -104,8 +104,8 @@ def save_tracks(conn: duckdb.DuckDBPyConnection, items: list[dict]) -> int:
         {
             "track_id": ("s", [t["id"] for t in tracks]),
             "track_name": ("s", [t.get("name") for t in tracks]),
-            "duration_ms": ("l", [_int_or_none(t.get("duration_ms")) for t in tracks]),
-            "popularity": ("l", [_int_or_none(t.get("popularity")) for t in tracks]),
+            "duration_ms": ("L", [_int_or_none(t.get("duration_ms")) for t in tracks]),
+            "popularity": ("L", [_int_or_none(t.get("popularity")) for t in tracks]),
             "album_id": ("s", [a.get("id") for a in albums]),
             "album_name": ("s", [a.get("name") for a in albums]),
             "album_release_date": ("s", [a.get("release_date") for a in albums]),
@@ -134,7 +134,7 @@ def save_artists(conn: duckdb.DuckDBPyConnection, items: list[dict]) -> int:
             "artist_id": ("s", [a["id"] for a in artists]),
             "artist_name": ("s", [a.get("name") for a in artists]),
             "genres": ("a", [[str(g) for g in a.get("genres") or []] for a in artists]),
-            "popularity": ("l", [_int_or_none(a.get("popularity")) for a in artists]),
+            "popularity": ("L", [_int_or_none(a.get("popularity")) for a in artists]),
             "item": ("s", [_json_text(a) for a in artists]),
             "fetched_at": ("t", [fetched_at] * len(artists)),
         },
