@@ -89,16 +89,50 @@ def json_array_lines(body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> l
         ) from None
 
 
-def body_lines(body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> list[str]:
-    """The rows of an NDJSON body, or of a JSON array (each element becomes one line)."""
+def json_document_lines(body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> list[str]:
+    """`format=json`: a JSON object (one row), an array of objects, or objects one after the
+    other, pretty-printed or not; each row as one line. Read by the bounded JSON reader."""
+    if body.lstrip()[:1] == b"[":
+        return json_array_lines(body, limits)
+    stream = BoundedJsonStream(io.BytesIO(body), limits, records_depth=0)
+    try:
+        values = list(ijson.items(stream, "", use_float=True, multiple_values=True))
+    except JsonLimitError as exc:
+        raise IntakeError(400, f"the body's JSON: {exc.problem}") from None
+    except ijson.JSONError as exc:
+        raise IntakeError(400, f"the body is not JSON: {json_error_text(exc)}") from None
+    return [_dumps(value) for value in values]
+
+
+def body_lines(
+    body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS, body_format: str = "ndjson"
+) -> list[str]:
+    """The rows of the body: NDJSON (one row per line) by default, or with `body_format`
+    "json" a JSON document (`json_document_lines`). A body starting with `[` is a JSON array
+    either way, and an NDJSON body that is one object spread over several lines (what a
+    `curl -d '{ ... }'` of a pretty-printed event sends) is read as that object."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise IntakeError(400, f"the body is not UTF-8: {exc}") from None
-    if text.lstrip().startswith("["):
-        return json_array_lines(body, limits)
+    if body_format == "json" or text.lstrip().startswith("["):
+        return json_document_lines(body, limits)
     # Split on \n only, as the file loader does (str.splitlines would also split on U+2028).
-    return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    if len(lines) > 1 and lines[0].lstrip().startswith("{") and not _is_json(lines[0]):
+        try:
+            return json_document_lines(body, limits)
+        except IntakeError:
+            pass  # not one document either: each line is judged (and quarantined) on its own
+    return lines
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
 
 
 _NUMBERED = (

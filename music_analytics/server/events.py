@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +24,10 @@ router = APIRouter()
 @router.post(
     "/v0/events",
     tags=["events"],
-    summary="Append NDJSON or a JSON array of events (gzip allowed) to a datasource.",
+    summary=(
+        "Append NDJSON, or with format=json a JSON object or array, of events (gzip allowed: "
+        "compression=gzip or Content-Encoding) to a datasource."
+    ),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -34,9 +39,17 @@ router = APIRouter()
     },
 )
 async def events(
-    request: Request, background: BackgroundTasks, name: str, wait: bool = False
+    request: Request,
+    background: BackgroundTasks,
+    name: str,
+    wait: bool = False,
+    format: Literal["ndjson", "json"] = "ndjson",
+    compression: Literal["none", "gzip"] = "none",
 ) -> JSONResponse:
-    """Judge the rows, land them as one file, answer how many load and how many quarantine."""
+    """Judge the rows, land them as one file, answer how many load and how many quarantine.
+
+    `format` and `compression` are Tinybird's query parameters: NDJSON or a JSON document
+    (object, array), plain or gzip (as `Content-Encoding: gzip` also says)."""
     authorise(request, lambda t: t.can_append(name), f"appending to {name[:60]}")
     if name not in DATASOURCES:
         raise ApiError(404, f"no datasource named {name[:60]!r}; there is music_streams")
@@ -51,8 +64,9 @@ async def events(
         if len(raw) > limit:
             raise ApiError(413, f"the body is larger than {limit} bytes")
     try:
-        body = decode_body(bytes(raw), request.headers.get("content-encoding"), limit)
-        lines = body_lines(body, settings.json_limits)
+        encoding = "gzip" if compression == "gzip" else request.headers.get("content-encoding")
+        body = decode_body(bytes(raw), encoding, limit)
+        lines = body_lines(body, settings.json_limits, format)
     except IntakeError as exc:
         raise ApiError(exc.status, str(exc)) from None
     if not lines:

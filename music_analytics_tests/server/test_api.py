@@ -458,6 +458,43 @@ def test_a_gzip_body_is_gunzipped(events_client):
     assert path.read_text().splitlines() == lines
 
 
+def test_the_seeds_pretty_printed_event_is_one_row(events_client):
+    """The tutorial's `curl -d '{ ... }'`: one object over 13 lines, no format parameter."""
+    row = event(1, stream_start_time="2025-03-02 10:00:00")
+    response = events_client.post(
+        "/v0/events?name=music_streams&wait=true", content=json.dumps(row, indent=4)
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["successful_rows"], response.json()["quarantined_rows"]) == (1, 0)
+    (path,) = landed(events_client.settings)
+    assert [json.loads(line) for line in path.read_text().splitlines()] == [row]
+
+
+def test_format_json_and_compression_gzip_are_query_parameters(events_client):
+    rows = [event(i, stream_start_time="2025-03-02 10:00:00") for i in range(3)]
+    bodies = {
+        "object": json.dumps(rows[0], indent=2).encode(),
+        "array": json.dumps(rows, indent=2).encode(),
+        "objects": b"\n".join(json.dumps(r, indent=1).encode() for r in rows),
+    }
+    for kind, body in bodies.items():
+        response = events_client.post(
+            "/v0/events?name=music_streams&wait=true&format=json&compression=gzip",
+            content=gzip.compress(body),
+        )
+        assert response.status_code == 200, (kind, response.text)
+        assert response.json()["quarantined_rows"] == 0, kind
+        assert response.json()["successful_rows"] == (1 if kind == "object" else 3), kind
+    bad = events_client.post("/v0/events?name=music_streams&format=xml", content=b"{}")
+    assert bad.status_code == 400 and "format" in bad.json()["error"]
+    not_json = events_client.post("/v0/events?name=music_streams&format=json", content=b"{x")
+    assert not_json.status_code == 400 and "not JSON" in not_json.json()["error"]
+    plain = events_client.post(
+        "/v0/events?name=music_streams&compression=gzip", content=bodies["object"]
+    )
+    assert plain.status_code == 400 and "gzip" in plain.json()["error"]
+
+
 def test_bad_bodies_and_names_are_refused_and_nothing_lands(events_client):
     post = events_client.post
     assert post("/v0/events?name=music_streams", content=b"").status_code == 400
