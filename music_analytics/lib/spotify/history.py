@@ -10,7 +10,8 @@ absolute paths or `..`, symbolic links, duplicate names, overlapping entries, an
 encrypted or oddly compressed history members, and members over the size or compression-ratio
 caps (SPOTIFY_EXPORT_LIMITS) are refused before a byte is inflated, and the inflated bytes are
 counted as they are read since headers can lie. Members that are not streaming history
-(PDFs, READMEs, the other JSON files of an account-data export, directories) are ignored.
+(PDFs, READMEs, the other JSON files of an account-data export, directories) are ignored, but
+a ZIP without any streaming-history member is refused: it is not an export this reads.
 
 Memory: one export file is at most tens of MB (Spotify splits the history into files of about
 12 MB), so each file or member is read whole and parsed with `json.loads`; only one is held
@@ -39,6 +40,13 @@ from music_analytics.lib.spotify.history_shapes import (
 )
 
 _FIX_UNSAFE = "do not load it; use the ZIP exactly as Spotify mailed it"
+_NO_HISTORY = (
+    "holds no streaming-history file (Streaming_History_Audio_*.json, endsong_*.json or "
+    "StreamingHistory*.json)"
+)
+_FIX_NO_HISTORY = (
+    "drop the export Spotify mailed (the 'Extended streaming history' or 'Account data' ZIP)"
+)
 
 
 def _decode(data: bytes, source_file: str, member: str | None) -> list[Any]:
@@ -67,6 +75,8 @@ def _read_zip(path: Path, limits: ZipLimits) -> list[HistoryFile]:
         with open_safe_zip(
             path, limits, expected_members=is_history_file_name, allow_folders=True
         ) as archive:
+            if not archive.members():
+                raise history_error(source, None, _NO_HISTORY, _FIX_NO_HISTORY)
             return [
                 _parse_bytes(archive.read_member(name), name=name, source_file=source, member=name)
                 for name in archive.members()
@@ -81,8 +91,8 @@ def read_history_file(
 ) -> list[HistoryFile]:
     """Parse a history .json file (one HistoryFile) or a Spotify export ZIP (one per member).
 
-    Non-history members of a ZIP are ignored, so a ZIP without any gives []. Raises
-    SpotifyHistoryError naming the file (and member) when it cannot be read at all.
+    Non-history members of a ZIP are ignored; a ZIP without a history member is an error.
+    Raises SpotifyHistoryError naming the file (and member) when it cannot be read at all.
     """
     path = Path(path)
     source = str(path)
