@@ -24,7 +24,7 @@ HOSTILE_KINDS = (
     "empty",  # no entry at all
     "link",  # the member is a symbolic link
     "path",  # the member climbs out with ../
-    "size_lie",  # the central directory declares 100 uncompressed bytes
+    "size_lie",  # both headers declare 100 uncompressed bytes: caught while inflating
     "local_header_lie",  # the local header declares other sizes than the central directory
     "ratio_bomb",  # a member that inflates over 100:1
     "unexpected",  # an extra member no reader expects beside (or instead of) the real one
@@ -81,6 +81,7 @@ def hostile_zip(kind: str, path: Path, name: str, data: bytes) -> Path:
     elif kind == "size_lie":
         raw = bytearray(zip_bytes([(name, data)]))
         struct.pack_into("<L", raw, raw.index(_CENTRAL) + 24, 100)
+        struct.pack_into("<L", raw, raw.index(_LOCAL) + 22, 100)  # both headers tell one lie
         raw = bytes(raw)
     elif kind == "local_header_lie":
         raw = bytearray(zip_bytes([(name, data)]))
