@@ -86,7 +86,8 @@ def test_every_hostile_file_is_rejected_with_a_reason_naming_it(refreshed):
     for name in names:
         [reason] = [r for r in summary.rejected if f"{name}:" in r]
         assert "\n" not in reason
-    for source, landing in (("dsp", settings.dsp_landing), ("spotify", settings.spotify_history_landing)):  # fmt: skip
+    landings = {"dsp": settings.dsp_landing, "spotify": settings.spotify_history_landing}
+    for source, landing in landings.items():
         for name in hostile[source]:
             assert (landing / "rejected" / name).exists()
             assert name in (landing / "rejected" / f"{name}.error.txt").read_text()
