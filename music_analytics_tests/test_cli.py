@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import dagster as dg
 import pytest
 
 from music_analytics.cli import main
 from music_analytics.defs.resources import WarehouseResource, open_warehouse
+from music_analytics.lib.core import warehouse_file
+from music_analytics_tests.conftest import event, write_lines
 from music_analytics_tests.fakes.spotify_api import FakeSpotify
 
 
@@ -79,3 +82,24 @@ def test_refresh_prints_nothing_for_http_conditions_the_client_handles(spotify):
     spotify.unavailable(503)
     assert _refresh() == (0, [])
     assert spotify.requests["recently_played"] == 3 and spotify.token_refreshes == 2
+
+
+def test_refresh_on_a_warehouse_locked_past_the_waits_prints_one_line(settings, monkeypatch, capfd):
+    monkeypatch.setattr(warehouse_file, "LOCK_WAITS_SECONDS", (0.01,))
+    write_lines(settings.events_landing / "a.ndjson", [event(1)])
+    old = time.time() - 60
+    os.utime(settings.events_landing / "a.ndjson", (old, old))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read()", str(settings.warehouse_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        assert main(["refresh"]) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    [line] = [line for line in capfd.readouterr().err.splitlines() if line]
+    assert line.startswith(f"music-analytics: the warehouse {settings.warehouse_path} is locked")
+    assert (settings.events_landing / "a.ndjson").exists()  # left for the next refresh

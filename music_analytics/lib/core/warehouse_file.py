@@ -112,14 +112,14 @@ def connect_warehouse(
     *,
     read_only: bool = False,
     config: Mapping[str, Any] | None = None,
-    lock_waits: tuple[float, ...] = LOCK_WAITS_SECONDS,
+    lock_waits: tuple[float, ...] | None = None,
     sleep: Callable[[float], object] = time.sleep,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to the warehouse file, retrying only while another process holds
-    its lock. Raises WarehouseFileError at once for a broken file, and once the waits are
-    used up for a lock that stays held."""
+    its lock (`lock_waits`, default LOCK_WAITS_SECONDS). Raises WarehouseFileError at once for
+    a broken file, and once the waits are used up for a lock that stays held."""
     path = Path(path)
-    waits = iter(lock_waits)
+    waits = iter(LOCK_WAITS_SECONDS if lock_waits is None else lock_waits)
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
