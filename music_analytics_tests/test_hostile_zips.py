@@ -98,7 +98,7 @@ def test_every_hostile_file_is_rejected_with_a_reason_naming_it(refreshed):
 @pytest.mark.parametrize(
     ("kind", "fragment"),
     [
-        ("overlap", "overlaps member"),
+        ("overlap", "50 central-directory entries"),
         ("duplicate", "appears more than once"),
         ("empty", "the archive has no members"),
         ("link", "is a symbolic link"),

@@ -288,6 +288,20 @@ def _check_layout(
     The size of the local header is read from the file (its name and extra field can differ
     from the central directory's); the compressed size is the central directory's.
     """
+    by_offset: dict[int, list[str]] = {}
+    for info in entries:
+        by_offset.setdefault(info.header_offset, []).append(info.filename)
+    for offset, names in by_offset.items():
+        if len(names) > 1:
+            listed = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+            raise UnsafeZipError(
+                path,
+                names[0],
+                f"{len(names)} central-directory entries ({listed}) point at the one member "
+                f"at byte {offset}, so its data overlaps itself {len(names)} times: a crafted "
+                "archive (a ZIP bomb)",
+                "overlap",
+            )
     spans = []
     headers = []
     for info in entries:
