@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from music_analytics.lib.core.settings import Settings, SettingsError
+from music_analytics.lib.core.warehouse_file import WarehouseFileError
 from music_analytics.server.commands import add_server_commands
 
 DEMO_MARKER = ".music-analytics-demo"
@@ -30,10 +31,17 @@ def _positive(text: str) -> int:
 
 
 def cmd_refresh(args: argparse.Namespace) -> int:
-    """Exit status: 0 all loaded and built; 1 a source failed; 3 inputs were rejected."""
+    """Exit status: 0 all loaded and built; 1 a source failed, or a run stopped on a handled
+    error; 3 inputs were rejected; 4 the warehouse cannot be opened (main)."""
+    import dagster as dg
+
     from music_analytics.refresh import refresh
 
-    summary = refresh(args.start, args.end, log_level="INFO" if args.verbose else "WARNING")
+    try:
+        summary = refresh(args.start, args.end, log_level="INFO" if args.verbose else "WARNING")
+    except dg.Failure as exc:  # a handled error that stopped a run: its reason, one line
+        print(f"music-analytics: {exc.description}", file=sys.stderr)
+        return 1
     built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built) or "nothing to rebuild"
     print(
         f"loaded {summary.rows_loaded} rows from {summary.files_loaded} new event file(s), "
@@ -276,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"music-analytics: {exc}", file=sys.stderr)
         return 2
+    except WarehouseFileError as exc:
+        print(f"music-analytics: {exc}", file=sys.stderr)
+        return 4
 
 
 if __name__ == "__main__":

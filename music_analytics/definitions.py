@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from music_analytics.defs.console import console_logger
 from music_analytics.defs.dsp_reports.assets import dsp_report_tables, dsp_report_zips
 from music_analytics.defs.dsp_reports.schedules import build_dsp_reports_schedule
 from music_analytics.defs.dsp_reports.sensors import dsp_landing_sensor, dsp_report_job
@@ -64,6 +65,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             dead_runs_sensor,
         ],
         resources=build_resources(settings),
+        # Dagster's console logger, with handled failures (dg.Failure) at DEBUG: defs/console.py
+        loggers={"console": console_logger},
         # Steps run in the run's own process: no interpreter start and code load per step.
         # Runs still queue on the pools; one run's steps run one after another anyway.
         executor=dg.in_process_executor,

@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from music_analytics.defs.events.assets import RAW_EVENTS, stream_event_files
 from music_analytics.defs.orchestration.jobs import marts_of_sources
@@ -37,6 +36,7 @@ from music_analytics.lib.core.plans import (
 from music_analytics.lib.core.rebuild_ledger import read_pending
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
+from music_analytics.lib.core.warehouse_file import check_warehouse, connect_warehouse
 from music_analytics.refresh_dsp import refresh_dsp_reports
 from music_analytics.refresh_spotify import refresh_spotify
 
@@ -123,7 +123,7 @@ def _plan_marts(
     the event marts, not the DSP and Spotify ones, which it did not change.
     """
     first, last = partition_bounds(settings.start_date)
-    with duckdb.connect(str(settings.warehouse_path)) as conn:
+    with connect_warehouse(settings.warehouse_path) as conn:
         ensure_raw_tables(conn)
         pending = read_pending(conn)
     job = defs.resolve_job_def("daily_marts_job")
@@ -176,11 +176,13 @@ def refresh(
     their exports; without start and end it builds only the models fed by the sources with
     pending days.
     `log_level` filters what the runs print (their event logs in the instance keep all).
+    A corrupt or truncated warehouse raises WarehouseFileError before any run starts.
     """
     from music_analytics.definitions import build_definitions
 
     settings = settings or Settings.from_env()
     settings.ensure_folders()
+    check_warehouse(settings.warehouse_path)
     if instance is None:
         prepare_dagster_home(settings)
         instance = dg.DagsterInstance.get()

@@ -31,6 +31,7 @@ from music_analytics.lib.core.settings import (
     Settings,
     dsp_archive,
 )
+from music_analytics.lib.core.warehouse_file import WarehouseFileError, connect_warehouse
 from music_analytics.lib.core.zip_safety import ZipLimits
 from music_analytics.lib.dsp.api_client import DspReportClient
 from music_analytics.lib.dsp.api_polling import DEFAULT_POLL_DELAYS
@@ -91,15 +92,38 @@ class DbtCli(DbtCliResource):
         return version.parse(importlib.metadata.version("dbt-core"))
 
 
-@contextmanager
-def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """`warehouse.get_connection()`, closed even when the block raises (dagster-duckdb's own
-    context manager skips the close on an exception, keeping the file open in this process)."""
-    with warehouse.get_connection() as conn:
+class WarehouseResource(DuckDBResource):
+    """dagster-duckdb's resource, opening the file through `connect_warehouse`: it waits out
+    another writer's lock as dagster-duckdb does, but fails at once, in one line, on a corrupt
+    or truncated file instead of retrying it for two minutes."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        config = {"custom_user_agent": "dagster", **self.connection_config}
+        conn = connect_warehouse(self.database, config=config)
         try:
             yield conn
         finally:
             conn.close()
+
+
+@contextmanager
+def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`warehouse.get_connection()`, closed even when the block raises (dagster-duckdb's own
+    context manager skips the close on an exception, keeping the file open in this process).
+
+    A warehouse that cannot be opened fails the step with its one-line reason (dg.Failure),
+    not retried: no retry repairs a broken file."""
+    try:
+        opened = warehouse.get_connection()
+        conn = opened.__enter__()
+    except WarehouseFileError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+        opened.__exit__(None, None, None)
 
 
 class DataFolders(dg.ConfigurableResource):
@@ -264,7 +288,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     """
     settings.export_to_environment()
     return {
-        "warehouse": DuckDBResource(
+        "warehouse": WarehouseResource(
             database=str(settings.warehouse_path),
             connection_config=(
                 {"memory_limit": settings.duckdb_memory_limit}

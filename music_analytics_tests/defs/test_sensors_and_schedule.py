@@ -157,3 +157,12 @@ def test_file_sensor_skips_files_a_refresh_already_loaded(settings):
     _, cursor = tick(settings, cursor)
     request, _ = tick(settings, cursor)
     assert batch(request) == ["loaded.ndjson", "waiting.ndjson"]
+
+
+def test_pending_sensor_skips_a_corrupt_warehouse_saying_what_to_do(settings):
+    settings.warehouse_path.write_bytes(b"not a database" * 100)
+    result = pending_tick(settings, dg.DagsterInstance.ephemeral())
+    assert isinstance(result, dg.SkipReason)
+    assert f"the warehouse {settings.warehouse_path} is corrupt or truncated" in (
+        result.skip_message
+    )

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.partitions import partition_bounds
@@ -11,6 +10,7 @@ from music_analytics.defs.resources import DataFolders
 from music_analytics.defs.transform.assets import plan_marts
 from music_analytics.lib.core.plans import outside_message
 from music_analytics.lib.core.rebuild_ledger import read_pending
+from music_analytics.lib.core.warehouse_file import WarehouseFileError, connect_warehouse
 
 # Jobs whose runs build marts: while one is queued or running, it builds what is pending.
 BUILDING_JOBS = (
@@ -28,18 +28,23 @@ _ACTIVE = [
 
 
 def _read_pending(warehouse: Path):
-    """The ledger, read through a short read-only connection (None while a run writes)."""
+    """The ledger, read through a short read-only connection (None while a run writes).
+
+    Raises WarehouseFileError for a broken file (no tick repairs it)."""
     if not warehouse.exists():
         return None
     try:
-        with duckdb.connect(str(warehouse), read_only=True) as conn:
-            exists = conn.execute(
-                "select count(*) from duckdb_tables() "
-                "where schema_name = 'raw' and table_name = 'pending_rebuilds'"
-            ).fetchone()[0]
-            return read_pending(conn) if exists else None
-    except (duckdb.IOException, duckdb.ConnectionException):  # a writer has it: next tick
-        return None
+        conn = connect_warehouse(warehouse, read_only=True, lock_waits=())
+    except WarehouseFileError as exc:
+        if exc.reason == "locked":  # a writer has it: next tick
+            return None
+        raise
+    with conn:
+        exists = conn.execute(
+            "select count(*) from duckdb_tables() "
+            "where schema_name = 'raw' and table_name = 'pending_rebuilds'"
+        ).fetchone()[0]
+        return read_pending(conn) if exists else None
 
 
 @dg.sensor(
@@ -60,7 +65,10 @@ def pending_rebuilds_sensor(context: dg.SensorEvaluationContext, folders: DataFo
     ]
     if building:
         return dg.SkipReason(f"run {building[0].run_id} builds marts now")
-    pending = _read_pending(folders.warehouse_path)
+    try:
+        pending = _read_pending(folders.warehouse_path)
+    except WarehouseFileError as exc:
+        return dg.SkipReason(str(exc))
     if pending is None:
         return dg.SkipReason("the warehouse is being written (or does not exist yet)")
     first, last = partition_bounds(folders.first_day)

@@ -3,12 +3,13 @@
 A ZIP can come from anywhere (a hand drop in a landing folder), so before a byte is inflated:
 
 - every entry: no absolute path, no `..`, no backslash or NUL (and no folder at all unless the
-  caller allows folders), no symbolic link, no name twice, and no entry whose bytes overlap the
+  caller allows folders), no symbolic link, no name twice, a local header that declares the
+  same sizes, CRC and method as the central directory, and no entry whose bytes overlap the
   next entry or the central directory (several directory entries pointing at one local header
   is the CVE-2024-0450 bomb, which Python 3.11's zipfile does not refuse);
 - the archive: at least one entry and at most `max_members`;
 - the members the caller will read: unencrypted, stored or deflated, each declaring at most the
-  member cap, a sane compression ratio, and under the total cap in all;
+  member cap and a sane compression ratio, and in all under the total cap;
 
 and since headers can lie, what a member inflates to is counted as it is read. Nothing is
 extracted to disk. Every problem raises UnsafeZipError naming the file, the member and the
@@ -34,13 +35,15 @@ _READ_CHUNK = 1 << 20
 _ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
 _LOCAL_HEADER = struct.Struct(zipfile.structFileHeader)
 _LOCAL_MAGIC = b"PK\x03\x04"
-_NAME_LENGTH, _EXTRA_LENGTH = 10, 11  # fields of the local header: name and extra field sizes
+# Fields of the local header (zipfile.structFileHeader): method, CRC, sizes, name/extra lengths.
+_METHOD, _CRC, _COMPRESSED, _UNCOMPRESSED, _NAME_LENGTH, _EXTRA_LENGTH = 4, 7, 8, 9, 10, 11
+_ZIP64_SIZE = 0xFFFFFFFF  # a local size that the ZIP64 extra field carries instead
 _DESCRIPTOR_MIN = 12  # CRC and two 4-byte sizes, when flag bit 3 says a data descriptor follows
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
 
 # UnsafeZipError.reason values that mean a crafted archive rather than a damaged one.
 HOSTILE_REASONS = frozenset(
-    {"path", "symlink", "duplicate", "overlap", "size", "ratio", "inflates"}
+    {"path", "symlink", "duplicate", "overlap", "mismatch", "size", "ratio", "inflates"}
 )
 
 
@@ -75,8 +78,9 @@ class UnsafeZipError(ValueError):
     """A ZIP that must not be read; the message names the file, the member and the limit.
 
     `problem` is the message without the file; `reason` says which check failed (one of
-    unreadable, corrupt, empty, members, path, symlink, duplicate, overlap, encrypted,
-    compression, size, ratio, inflates) so that a caller can pick the advice it gives.
+    unreadable, corrupt, empty, members, path, symlink, duplicate, overlap, mismatch,
+    encrypted, compression, size, ratio, inflates) so that a caller can pick the advice it
+    gives.
     """
 
     def __init__(self, path: Path | str, member: str | None, problem: str, reason: str) -> None:
@@ -278,12 +282,28 @@ def _check_entries(
 def _check_layout(
     path: Path, handle: IO[bytes], entries: list[zipfile.ZipInfo], central_start: int
 ) -> None:
-    """Each entry's local header + data must end before the next entry and the directory.
+    """Each entry's local header + data must end before the next entry and the directory,
+    and its local header must agree with the central directory (`_check_local_header`).
 
     The size of the local header is read from the file (its name and extra field can differ
     from the central directory's); the compressed size is the central directory's.
     """
+    by_offset: dict[int, list[str]] = {}
+    for info in entries:
+        by_offset.setdefault(info.header_offset, []).append(info.filename)
+    for offset, names in by_offset.items():
+        if len(names) > 1:
+            listed = ", ".join(repr(n) for n in names[:3]) + (", ..." if len(names) > 3 else "")
+            raise UnsafeZipError(
+                path,
+                names[0],
+                f"{len(names)} central-directory entries ({listed}) point at the one member "
+                f"at byte {offset}, so its data overlaps itself {len(names)} times: a crafted "
+                "archive (a ZIP bomb)",
+                "overlap",
+            )
     spans = []
+    headers = []
     for info in entries:
         handle.seek(info.header_offset)
         header = handle.read(_LOCAL_HEADER.size)
@@ -296,6 +316,7 @@ def _check_layout(
                 "corrupt",
             )
         fields = _LOCAL_HEADER.unpack(header)
+        headers.append((info, fields))
         end = (
             info.header_offset
             + _LOCAL_HEADER.size
@@ -324,10 +345,43 @@ def _check_layout(
             f"the directory starts at byte {central_start}): a crafted or truncated archive",
             "overlap",
         )
+    for info, fields in headers:
+        _check_local_header(path, info, fields)
+
+
+def _check_local_header(path: Path, info: zipfile.ZipInfo, fields: tuple) -> None:
+    """The local header must agree with the central directory on method, CRC and sizes.
+
+    zipfile reads the central directory's; a local header that says otherwise is a crafted
+    archive (readers that stream local headers would see other data). With flag bit 3 the local
+    CRC and sizes are zero (a data descriptor follows), and ZIP64 sizes sit in the extra field.
+    """
+    checks = [("compression method", fields[_METHOD], info.compress_type)]
+    if not info.flag_bits & 0x08:
+        checks.append(("CRC", fields[_CRC], info.CRC))
+        for label, index, central in (
+            ("compressed size", _COMPRESSED, info.compress_size),
+            ("uncompressed size", _UNCOMPRESSED, info.file_size),
+        ):
+            if fields[index] != _ZIP64_SIZE:
+                checks.append((label, fields[index], central))
+    for label, local, central in checks:
+        if local != central:
+            raise UnsafeZipError(
+                path,
+                info.filename,
+                f"member {info.filename!r}: its local header declares {label} {local}, the "
+                f"central directory {central}: a crafted or damaged archive",
+                "mismatch",
+            )
 
 
 def _check_members(path: Path, members: list[zipfile.ZipInfo], limits: ZipLimits) -> None:
-    """Encryption, compression, declared size and ratio of each member to read; their total."""
+    """Encryption, compression, declared size and ratio of each member to read; their total.
+
+    No separate ratio of the total to the archive's size: with no overlapping entries, the
+    archive holds every member's compressed bytes, so that ratio never exceeds the largest
+    member's."""
     total = 0
     for info in members:
         name = info.filename

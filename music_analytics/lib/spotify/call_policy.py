@@ -8,6 +8,9 @@ through a Retry-After of an hour:
 - `invalid_grant` (refresh token revoked, or expired: Spotify expires them six months after
   authorization) raises `SpotifyAuthError`, telling the user to run `music-analytics spotify-auth`.
 - A 401 (access token expired early) refreshes the token once and retries.
+
+What is handled (retried here, or a status the caller handles) is not logged as an error:
+spotipy's own ERROR line for it is lowered to DEBUG (http_error_log.py), and a retry is INFO.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -30,9 +34,18 @@ from music_analytics.lib.spotify.errors import (
     SpotifyUnavailable,
     oauth_error,
 )
+from music_analytics.lib.spotify.http_error_log import holding_http_errors, release_http_errors
 from music_analytics.lib.spotify.redaction import redact
 
 T = TypeVar("T")
+
+
+@dataclass
+class _Attempts:
+    """One call's failures so far, and whether its token was refreshed already."""
+
+    failures: int = 0
+    refreshed: bool = False
 
 
 class SpotifyCallPolicy:
@@ -59,46 +72,71 @@ class SpotifyCallPolicy:
         self.backoff_cap = float(backoff_cap)
         self._rng = rng or random.Random()
 
-    def run(self, label: str, fn: Callable[[], T]) -> T:
-        """Run one spotipy call under our 401/429/5xx policy."""
-        failures = 0
-        refreshed = False
+    def run(self, label: str, fn: Callable[[], T], *, handled_statuses: Collection[int] = ()) -> T:
+        """Run one spotipy call under our 401/429/5xx policy.
+
+        `handled_statuses`: the HTTP statuses the caller handles when they come out as
+        SpotifyApiError (a fallback, a known refusal); spotipy's ERROR line for them, as for
+        every failure retried here, is logged at DEBUG (http_error_log.py).
+        """
+        attempts = _Attempts()
         while True:
+            held: list[logging.LogRecord] = []
             try:
-                return fn()
-            except SpotifyOauthError as exc:
-                error = oauth_error(exc, f"refreshing the access token for {label}")
-                if not isinstance(error, SpotifyUnavailable):
-                    raise error from None
-                detail, retry_after = str(error), None
-            except SpotifyException as exc:
-                status = exc.http_status
-                if status == 401 and not refreshed:
-                    refreshed = True
-                    self.log.info("%s: access token expired (HTTP 401); refreshing it", label)
-                    self.refresh_token()
-                    continue
-                if status == 429:
-                    self._check_rate_limit(label, exc, failures)
-                    retry_after = _retry_after(exc.headers)
-                    detail = f"HTTP 429, Retry-After {retry_after}"
-                elif isinstance(status, int) and status >= 500:
-                    detail, retry_after = f"HTTP {status}", None
-                else:
-                    raise SpotifyApiError(
-                        f"{label} failed: HTTP {status}: {_spotify_message(exc)}",
-                        http_status=status,
-                    ) from None
-            except requests.RequestException as exc:
-                detail, retry_after = f"{type(exc).__name__}: {redact(str(exc))}", None
-            failures += 1
-            if failures >= self.max_attempts:
-                raise SpotifyUnavailable(
-                    f"{label} failed {failures} times, last with {detail}; try again later"
+                with holding_http_errors(held):
+                    return fn()
+            except Exception as exc:  # judged below: retried, or raised as our error
+                failure = exc
+            try:
+                wait = self._after_failure(label, failure, attempts)
+            except SpotifyApiError as error:
+                release_http_errors(held, handled=error.http_status in handled_statuses)
+                raise
+            except BaseException:
+                release_http_errors(held, handled=False)
+                raise
+            release_http_errors(held, handled=True)
+            if wait:
+                self._sleep(wait)
+
+    def _after_failure(self, label: str, exc: Exception, attempts: _Attempts) -> float:
+        """The wait before retrying after `exc` (0: at once), or raise the error to report."""
+        if isinstance(exc, SpotifyOauthError):
+            error = oauth_error(exc, f"refreshing the access token for {label}")
+            if not isinstance(error, SpotifyUnavailable):
+                raise error from None
+            detail, retry_after = str(error), None
+        elif isinstance(exc, SpotifyException):
+            status = exc.http_status
+            if status == 401 and not attempts.refreshed:
+                attempts.refreshed = True
+                self.log.info("%s: access token expired (HTTP 401); refreshing it", label)
+                self.refresh_token()
+                return 0.0
+            if status == 429:
+                self._check_rate_limit(label, exc, attempts.failures)
+                retry_after = _retry_after(exc.headers)
+                detail = f"HTTP 429, Retry-After {retry_after}"
+            elif isinstance(status, int) and status >= 500:
+                detail, retry_after = f"HTTP {status}", None
+            else:
+                raise SpotifyApiError(
+                    f"{label} failed: HTTP {status}: {_spotify_message(exc)}",
+                    http_status=status,
                 ) from None
-            wait = retry_after if retry_after is not None else self._backoff(failures)
-            self.log.warning("%s: %s; retrying in %.1f s", label, detail, wait)
-            self._sleep(wait)
+        elif isinstance(exc, requests.RequestException):
+            detail, retry_after = f"{type(exc).__name__}: {redact(str(exc))}", None
+        else:
+            raise exc
+        attempts.failures += 1
+        if attempts.failures >= self.max_attempts:
+            raise SpotifyUnavailable(
+                f"{label} failed {attempts.failures} times, last with {detail}; try again later"
+            ) from None
+        wait = retry_after if retry_after is not None else self._backoff(attempts.failures)
+        # Handled (the call is retried): INFO, not a warning; running out raises the error.
+        self.log.info("%s: %s; retrying in %.1f s", label, detail, wait)
+        return wait
 
     def _check_rate_limit(self, label: str, exc: SpotifyException, failures: int) -> None:
         """Raise for a 429 we should not wait out here (quota, long Retry-After, too many)."""

@@ -178,6 +178,7 @@ class SpotifyPlaysClient:
                 result = self._policy.run(
                     f"GET audio-features for {len(chunk)} tracks",
                     lambda chunk=chunk: _quietly(self._sp.audio_features, chunk),
+                    handled_statuses=(403,),
                 )
             except SpotifyApiError as exc:
                 if exc.http_status == 403:
@@ -208,7 +209,9 @@ class SpotifyPlaysClient:
             chunk = wanted[start : start + BATCH_SIZE]
             try:
                 result = self._policy.run(
-                    f"GET {kind} for {len(chunk)} ids", lambda chunk=chunk: batch(chunk)
+                    f"GET {kind} for {len(chunk)} ids",
+                    lambda chunk=chunk: batch(chunk),
+                    handled_statuses=(403, 404),
                 )
             except SpotifyApiError as exc:
                 if exc.http_status not in (403, 404):
@@ -226,7 +229,11 @@ class SpotifyPlaysClient:
             start += len(chunk)
         for item_id in wanted[start:]:
             try:
-                item = self._policy.run(f"GET {kind}/{item_id}", lambda i=item_id: single(i))
+                item = self._policy.run(
+                    f"GET {kind}/{item_id}",
+                    lambda i=item_id: single(i),
+                    handled_statuses=(400, 404),
+                )
             except SpotifyApiError as exc:
                 if exc.http_status in (400, 404):
                     self.log.warning("Spotify does not know %s id %s: %s", kind, item_id, exc)

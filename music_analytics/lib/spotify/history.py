@@ -10,7 +10,8 @@ absolute paths or `..`, symbolic links, duplicate names, overlapping entries, an
 encrypted or oddly compressed history members, and members over the size or compression-ratio
 caps (SPOTIFY_EXPORT_LIMITS) are refused before a byte is inflated, and the inflated bytes are
 counted as they are read since headers can lie. Members that are not streaming history
-(PDFs, READMEs, the other JSON files of an account-data export, directories) are ignored.
+(PDFs, READMEs, the other JSON files of an account-data export, directories) are ignored, but
+a ZIP without any streaming-history member is refused: it is not an export this reads.
 
 Every file and member is streamed through the bounded JSON reader (lib/core/json_reader.py):
 a row nested deeper than MUSIC_ANALYTICS_JSON_MAX_DEPTH, or larger than its record or string
@@ -53,6 +54,13 @@ _FIX_UNSAFE = "do not load it; use the ZIP exactly as Spotify mailed it"
 _END = object()
 _FIRST_BYTE_TYPE = {ord("{"): "object", ord('"'): "string", ord("t"): "boolean",
                     ord("f"): "boolean", ord("n"): "null"}  # fmt: skip
+_NO_HISTORY = (
+    "holds no streaming-history file (Streaming_History_Audio_*.json, endsong_*.json or "
+    "StreamingHistory*.json)"
+)
+_FIX_NO_HISTORY = (
+    "drop the export Spotify mailed (the 'Extended streaming history' or 'Account data' ZIP)"
+)
 
 
 def _parse_stream(
@@ -96,6 +104,8 @@ def _read_zip(path: Path, limits: ZipLimits, json_limits: JsonLimits) -> list[Hi
         with open_safe_zip(
             path, limits, expected_members=is_history_file_name, allow_folders=True
         ) as archive:
+            if not archive.members():
+                raise history_error(source, None, _NO_HISTORY, _FIX_NO_HISTORY)
             for name in archive.members():
                 with archive.open_member(name) as stream:
                     files.append(
@@ -121,8 +131,8 @@ def read_history_file(
 ) -> list[HistoryFile]:
     """Parse a history .json file (one HistoryFile) or a Spotify export ZIP (one per member).
 
-    Non-history members of a ZIP are ignored, so a ZIP without any gives []. Raises
-    SpotifyHistoryError naming the file (and member) when it cannot be read at all.
+    Non-history members of a ZIP are ignored; a ZIP without a history member is an error.
+    Raises SpotifyHistoryError naming the file (and member) when it cannot be read at all.
     """
     path = Path(path)
     source = str(path)

@@ -134,7 +134,12 @@ def test_several_directory_entries_pointing_at_one_local_header_are_refused(tmp_
     path.write_bytes(raw[:start] + directory + record)
     with zipfile.ZipFile(path) as plain:
         assert len(plain.infolist()) == 4  # Python's zipfile takes it as four members
-    exc = unsafe(path, "overlaps member", "a crafted archive")
+    exc = unsafe(
+        path,
+        "4 central-directory entries ('a.json', '1.json', '2.json', ...) point at the one "
+        "member at byte 0",
+        "a crafted archive",
+    )
     assert exc.reason == "overlap" and exc.hostile
 
 
@@ -173,10 +178,25 @@ def test_a_size_lie_is_caught_while_reading(tmp_path):
     raw = bytearray(path.read_bytes())
     start, _ = central_entries(bytes(raw))
     struct.pack_into("<L", raw, start + 24, 100)  # declares 100 uncompressed bytes
+    struct.pack_into("<L", raw, raw.index(b"PK\x03\x04") + 22, 100)  # in both headers
     path.write_bytes(bytes(raw))
     # zipfile stops at the declared size and fails the CRC; the counter would stop it next.
     exc = unsafe(path, "'a.json'")
     assert exc.reason in ("corrupt", "inflates")
+
+
+@pytest.mark.parametrize(
+    ("offset", "label"),
+    [(8, "compression method 0"), (14, "CRC 0"), (18, "compressed size 0"),
+     (22, "uncompressed size 0")],
+)  # fmt: skip
+def test_a_local_header_that_disagrees_with_the_directory_is_refused(tmp_path, offset, label):
+    path = build_zip(tmp_path / "two-faced.zip", {"a.json": b'{"play": 1}' * 50})
+    raw = bytearray(path.read_bytes())
+    struct.pack_into("<H" if offset == 8 else "<L", raw, raw.index(b"PK\x03\x04") + offset, 0)
+    path.write_bytes(bytes(raw))
+    exc = unsafe(path, f"member 'a.json': its local header declares {label}, the central")
+    assert exc.reason == "mismatch" and exc.hostile
 
 
 def test_the_counting_reader_stops_past_its_limit(tmp_path):

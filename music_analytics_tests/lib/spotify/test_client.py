@@ -258,3 +258,53 @@ def test_no_secret_in_logs_or_errors(fake, client, caplog, sleeps):
     for text in texts:
         for secret in secrets:
             assert secret not in text, (secret, text)
+
+
+def _spotipy_http_errors(caplog) -> list[tuple[str, str]]:
+    """spotipy's `HTTP Error for ...` records as (level, the part after the URL's host)."""
+    return [
+        (r.levelname, r.getMessage().split("/v1/")[1].split(" with ")[0])
+        for r in caplog.records
+        if r.name == "spotipy.client" and r.getMessage().startswith("HTTP Error for ")
+    ]
+
+
+def test_handled_http_errors_are_logged_at_debug_not_as_errors(fake, client, caplog, sleeps):
+    add_plays(fake, 3)
+    fake.batch_available = False
+    with caplog.at_level(logging.DEBUG):
+        client.recently_played(None)
+        fake.expire_access_tokens()  # 401: refreshed
+        fake.unavailable(503)  # 503: retried
+        client.recently_played(None)
+        client.tracks(["track0", "track1"])  # batch 403: one at a time
+        client.audio_features(["track0"])  # 403: unavailable to new apps
+    logged = _spotipy_http_errors(caplog)
+    assert [path for _, path in logged] == [
+        "me/player/recently-played",
+        "me/player/recently-played",
+        "tracks/?ids=track0,track1",
+        "audio-features/?ids=track0",
+    ]
+    assert {level for level, _ in logged} == {"DEBUG"}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(sleeps) == 1
+    # Not even at DEBUG when DEBUG is off: nothing reaches a console at WARNING.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        client.audio_features(["track1"])
+    assert caplog.records == []
+
+
+def test_unhandled_http_errors_keep_spotipys_error_line(fake, client, caplog):
+    fake.script("recently_played", 403, {"error": {"status": 403, "message": "Forbidden"}})
+    fake.script("tracks", 400, {"error": {"status": 400, "message": "Bad ids"}})
+    with caplog.at_level(logging.WARNING):
+        with pytest.raises(SpotifyApiError, match="HTTP 403"):
+            client.recently_played(None)
+        with pytest.raises(SpotifyApiError, match="HTTP 400"):
+            client.tracks(["track0"])
+    assert _spotipy_http_errors(caplog) == [
+        ("ERROR", "me/player/recently-played"),
+        ("ERROR", "tracks/?ids=track0"),
+    ]

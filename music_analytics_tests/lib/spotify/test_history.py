@@ -422,9 +422,12 @@ def test_member_that_inflates_past_its_declared_size_is_rejected(tmp_path: Path)
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("Streaming_History_Audio_2024_0.json", data)
     raw = bytearray(buffer.getvalue())
-    # Patch the central directory's uncompressed size (offset 24 in the entry) to 100 bytes.
+    # Patch the uncompressed size to 100 bytes in the central directory (offset 24 in the
+    # entry) and in the local header (offset 22), so that both agree and the reading catches it.
     central = raw.rfind(b"PK\x01\x02")
     raw[central + 24 : central + 28] = (100).to_bytes(4, "little")
+    local = raw.find(b"PK\x03\x04")
+    raw[local + 22 : local + 26] = (100).to_bytes(4, "little")
     path = tmp_path / "liar.zip"
     path.write_bytes(bytes(raw))
     # zipfile stops at the declared size and then fails the CRC; either way it is refused.

@@ -1,0 +1,105 @@
+"""The CLI's whole-file failures: one line on stderr naming the file and what to do."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import dagster as dg
+import pytest
+
+from music_analytics.cli import main
+from music_analytics.defs.resources import WarehouseResource, open_warehouse
+from music_analytics.lib.core import warehouse_file
+from music_analytics_tests.conftest import event, write_lines
+from music_analytics_tests.fakes.spotify_api import FakeSpotify
+
+
+def test_refresh_on_a_corrupt_warehouse_prints_one_line_and_exits_4(settings, capsys):
+    settings.warehouse_path.write_bytes(b"not a database" * 1000)
+    before = settings.warehouse_path.read_bytes()
+    assert main(["refresh"]) == 4
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"music-analytics: the warehouse {settings.warehouse_path} is corrupt")
+    assert "restore it from a backup, or move it aside" in line
+    assert settings.warehouse_path.read_bytes() == before  # left as it was, for the user
+
+
+def test_a_step_on_a_corrupt_warehouse_fails_with_that_line_and_no_retry(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    path.write_bytes(b"\x00" * 4096)
+    with pytest.raises(dg.Failure) as caught, open_warehouse(WarehouseResource(database=str(path))):
+        pass
+    assert caught.value.description.startswith(f"the warehouse {path} is corrupt or truncated")
+    assert caught.value.allow_retries is False
+
+
+@pytest.fixture
+def spotify(settings, httpserver, monkeypatch):
+    """A fake Spotify the settings point at (real spotipy, real HTTP)."""
+    fake = FakeSpotify(httpserver)
+    for name, value in {
+        "SPOTIFY_CLIENT_ID": fake.client_id,
+        "SPOTIFY_CLIENT_SECRET": fake.client_secret,
+        "SPOTIFY_REFRESH_TOKEN": fake.refresh_token,
+        "SPOTIFY_API_BASE_URL": fake.api_base_url,
+        "SPOTIFY_ACCOUNTS_BASE_URL": fake.accounts_base_url,
+    }.items():
+        monkeypatch.setenv(name, value)
+    return fake
+
+
+def _refresh() -> tuple[int, list[str]]:
+    """`music-analytics refresh` as a user runs it: its own process, logging unconfigured (so
+    any record at WARNING or above reaches stderr); its exit status and stderr lines."""
+    done = subprocess.run(
+        [sys.executable, "-m", "music_analytics.cli", "refresh"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        check=False,
+    )
+    return done.returncode, done.stderr.splitlines()
+
+
+def test_refresh_with_a_revoked_spotify_token_prints_one_line(spotify):
+    spotify.revoke()
+    status, lines = _refresh()
+    assert status == 1
+    [line] = lines
+    assert line.startswith("error: Spotify: spotify_poll_job: Spotify refused the refresh token")
+    assert line.endswith("Run `music-analytics spotify-auth` again and store the new "
+                         "SPOTIFY_REFRESH_TOKEN.")  # fmt: skip
+    assert spotify.refresh_token not in line
+
+
+def test_refresh_prints_nothing_for_http_conditions_the_client_handles(spotify):
+    spotify.script("recently_played", 401, {"error": {"status": 401, "message": "expired"}})
+    spotify.unavailable(503)
+    assert _refresh() == (0, [])
+    assert spotify.requests["recently_played"] == 3 and spotify.token_refreshes == 2
+
+
+def test_refresh_on_a_warehouse_locked_past_the_waits_prints_one_line(settings, monkeypatch, capfd):
+    monkeypatch.setattr(warehouse_file, "LOCK_WAITS_SECONDS", (0.01,))
+    write_lines(settings.events_landing / "a.ndjson", [event(1)])
+    old = time.time() - 60
+    os.utime(settings.events_landing / "a.ndjson", (old, old))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "print('ready', flush=True); sys.stdin.read()", str(settings.warehouse_path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        assert main(["refresh"]) == 1
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    [line] = [line for line in capfd.readouterr().err.splitlines() if line]
+    assert line.startswith(f"music-analytics: the warehouse {settings.warehouse_path} is locked")
+    assert (settings.events_landing / "a.ndjson").exists()  # left for the next refresh
