@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
 from music_analytics.server.snapshot import MartSnapshot
@@ -22,6 +22,7 @@ MAX_STRING = 200
 # Request parameters that belong to the server, not to a pipe: the token, SQL over the
 # pipe's result (`q`), and /v0/sql's own when a query reads a pipe as `_`.
 RESERVED = frozenset({"token", "q", "format", "pipeline"})
+DAY_LAST_SECOND = time(23, 59, 59)
 
 
 class PipeParamError(ValueError):
@@ -50,12 +51,15 @@ class Param:
     def parse(self, raw: str) -> Any:
         if self.kind == "date":
             try:
-                if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
-                    raise ValueError(raw)
-                return date.fromisoformat(raw)
+                if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+                    return date.fromisoformat(raw)
+                if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}", raw):
+                    return datetime.fromisoformat(raw)  # Tinybird's DateTime
+                raise ValueError(raw)
             except ValueError:
                 raise PipeParamError(
-                    self.name, f"expected a date YYYY-MM-DD, got {raw!r}"
+                    self.name,
+                    f"expected a date YYYY-MM-DD or a time YYYY-MM-DD HH:MM:SS, got {raw[:40]!r}",
                 ) from None
         if self.kind == "integer":
             if not re.fullmatch(r"[+-]?[0-9]{1,12}", raw.strip()):
@@ -104,8 +108,10 @@ class Pipe:
     max_limit: int = 10_000
     ranked: bool = False  # the rows come ranked: run_pipe numbers them in a first column `rank`
     finish: Callable[[QueryResult, MartSnapshot, dict], QueryResult] | None = None  # rows -> answer
-    # The exported marts the query reads besides `mart`, and the columns it needs of each.
+    # The exported marts the query reads besides `mart`, and the columns it needs of each;
+    # `reads_for_times` those it reads too when a DateTime cuts a day (the partial days).
     reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    reads_for_times: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -113,9 +119,15 @@ class Pipe:
             Param(
                 "start_date",
                 "date",
-                f"First day (YYYY-MM-DD). Default: {self.default_days} days ending on end_date.",
+                f"First day (YYYY-MM-DD), or first second (YYYY-MM-DD HH:MM:SS). Default: "
+                f"{self.default_days} days ending on end_date.",
             ),
-            Param("end_date", "date", "Last day (YYYY-MM-DD). Default: the mart's latest day."),
+            Param(
+                "end_date",
+                "date",
+                "Last day (YYYY-MM-DD), or last second (YYYY-MM-DD HH:MM:SS), inclusive. "
+                "Default: the mart's latest day.",
+            ),
             *self.extra_params,
             Param(
                 "limit",
@@ -151,9 +163,10 @@ def _no_exports(mart: str) -> NoDataError:
     )
 
 
-def _check_reads(pipe: Pipe, snapshot: MartSnapshot) -> None:
+def _check_reads(pipe: Pipe, snapshot: MartSnapshot, times: bool = False) -> None:
     """NoDataError naming the first mart the pipe reads that is missing or lacks a column."""
-    for mart, columns in pipe.reads.items():
+    reads = {**pipe.reads, **(pipe.reads_for_times if times else {})}
+    for mart, columns in reads.items():
         info = snapshot.marts.get(mart)
         if info is None:
             raise _no_exports(mart)
@@ -179,16 +192,29 @@ def parse_params(pipe: Pipe, raw: Mapping[str, str], snapshot: MartSnapshot) -> 
     if info is None or info.last_day is None:
         raise _no_exports(pipe.mart)
     _check_reads(pipe, snapshot)
+    values["start_date"], values["start_at"] = _day_and_edge(values["start_date"], time.min)
+    values["end_date"], values["end_at"] = _day_and_edge(values["end_date"], DAY_LAST_SECOND)
     if values["end_date"] is None:
         values["end_date"] = info.last_day
     if values["start_date"] is None:
         values["start_date"] = _days_before(values["end_date"], pipe.default_days - 1)
-    if values["start_date"] > values["end_date"]:
-        raise PipeParamError(
-            "start_date",
-            f"{values['start_date']} is after end_date {values['end_date']}",
-        )
+    if values["start_at"] or values["end_at"]:
+        _check_reads(pipe, snapshot, times=True)
+    first = values["start_at"] or datetime.combine(values["start_date"], time.min)
+    last = values["end_at"] or datetime.combine(values["end_date"], DAY_LAST_SECOND)
+    if first > last:
+        start = values["start_at"] or values["start_date"]
+        end = values["end_at"] or values["end_date"]
+        raise PipeParamError("start_date", f"{start} is after end_date {end}")
     return values
+
+
+def _day_and_edge(value: date | datetime | None, whole_day_at: time) -> tuple:
+    """A date or DateTime parameter as (its day, the DateTime when it cuts the day): a time
+    other than the day's first second (start) or last (end) makes that day a partial one."""
+    if isinstance(value, datetime):
+        return value.date(), (None if value.time() == whole_day_at else value)
+    return value, None
 
 
 def _days_before(day: date, days: int) -> date:

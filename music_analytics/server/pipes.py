@@ -29,6 +29,7 @@ from music_analytics.server.pipe_specs import (
 )
 from music_analytics.server.snapshot import MartSnapshot
 from music_analytics.server.top_tracks_pipe import READS as TOP_TRACKS_READS
+from music_analytics.server.top_tracks_pipe import READS_FOR_TIMES as TOP_TRACKS_TIME_READS
 from music_analytics.server.top_tracks_pipe import top_tracks_query, top_tracks_rows
 
 __all__ = [
@@ -70,6 +71,7 @@ PIPES: dict[str, Pipe] = {
             ranked=True,
             finish=top_tracks_rows,
             reads=TOP_TRACKS_READS,
+            reads_for_times=TOP_TRACKS_TIME_READS,
         ),
         Pipe(
             "genre_trends",

@@ -17,9 +17,9 @@ and `avg_duration` are the seed's columns (seconds streamed, and per stream).
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
-from music_analytics.server.pipe_specs import Query, QueryResult, where_clause
+from music_analytics.server.pipe_specs import DAY_LAST_SECOND, Query, QueryResult, where_clause
 from music_analytics.server.snapshot import MartSnapshot
 
 MONTHS_FROM_DAYS = 62  # ranges this long or longer read whole months from the monthly rollup
@@ -31,6 +31,13 @@ READS: dict[str, tuple[str, ...]] = {
     "top_tracks_by_country_day": ("stream_date", "track_id", "genre", "country", *_MEASURES),
     "top_tracks_by_country_month": ("month", "track_id", "genre", "country", *_MEASURES),
 }
+# The partial days of a DateTime window come from the stream-level fact.
+READS_FOR_TIMES: dict[str, tuple[str, ...]] = {
+    "fct_streams": (
+        "stream_date", "stream_start_time", "track_id", "genre", "country", "duration_seconds",
+        "is_completed",
+    ),
+}  # fmt: skip
 COLUMNS = [
     ("track_id", "VARCHAR"),
     ("artist_id", "VARCHAR"),
@@ -70,15 +77,61 @@ datetime.date(2025, 1, 31)), (datetime.date(2025, 4, 1), datetime.date(2025, 4, 
     return (month_start, months_end), days
 
 
+def edges_and_whole_days(v: dict) -> tuple[list[tuple[datetime, datetime]], date, date]:
+    """A window with times as the partial days at its ends, each as (first, last second) of
+    streams to count, and the whole days between (first > last when there are none)."""
+    first, last = v["start_date"], v["end_date"]
+    start_at, end_at = v.get("start_at"), v.get("end_at")
+    if first == last and (start_at or end_at):
+        whole = (datetime.combine(first, time.min), datetime.combine(last, DAY_LAST_SECOND))
+        return [(start_at or whole[0], end_at or whole[1])], date.max, date.min
+    edges = []
+    if start_at:  # first < last here, so the day after exists
+        edges.append((start_at, datetime.combine(first, DAY_LAST_SECOND)))
+        first += timedelta(days=1)
+    if end_at:
+        edges.append((datetime.combine(last, time.min), end_at))
+        last -= timedelta(days=1)
+    return edges, first, last
+
+
+def _edge_part(first: datetime, last: datetime, v: dict) -> tuple[str, list]:
+    """A partial day's sums per track, from the stream-level fact."""
+    clauses = ["stream_date = ?", "stream_start_time between ? and ?"]
+    bound: list = [first.date(), first, last]
+    for param in ("genre", "country"):
+        if v.get(param) is not None:
+            clauses.append(f"{param} = ?")
+            bound.append(v[param])
+    sql = (
+        "select track_id, count(*) as stream_count, "
+        "count(*) filter (where is_completed) as completed_streams, "
+        "sum(duration_seconds) as total_duration_seconds "
+        f"from fct_streams where {' and '.join(clauses)} group by track_id"
+    )
+    return sql, bound
+
+
 def top_tracks_query(v: dict) -> Query:
-    """Sums per track over the range, ranked; `top_tracks_rows` names the returned tracks."""
+    """Sums per track over the range, ranked; `top_tracks_rows` names the returned tracks.
+
+    A DateTime start or end inside a day (`start_at`, `end_at`) makes that day partial: its
+    streams are counted from fct_streams between the times, the whole days from the rollups.
+    """
     by = "by_country" if v.get("country") is not None else "by"
     filters = {"genre": "genre", "country": "country"}
-    months, day_ranges = month_split(v["start_date"], v["end_date"])
-    if (v["end_date"] - v["start_date"]).days < MONTHS_FROM_DAYS:
-        # Each union branch has a fixed cost; up to two months of days cost less than three.
-        months, day_ranges = None, [(v["start_date"], v["end_date"])]
+    edges, first_day, last_day = edges_and_whole_days(v)
     parts, bound = [], []
+    for edge in edges:
+        sql, values = _edge_part(*edge, v)
+        parts.append(sql)
+        bound += values
+    months, day_ranges = month_split(first_day, last_day)
+    if (last_day - first_day).days < MONTHS_FROM_DAYS:
+        # Each union branch has a fixed cost; up to two months of days cost less than three.
+        months, day_ranges = None, [(first_day, last_day)]
+    if first_day > last_day:
+        months, day_ranges = None, []
     columns = "track_id, " + ", ".join(_MEASURES)
     for first, last in day_ranges:
         where, values = where_clause(

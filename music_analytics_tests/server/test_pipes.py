@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import duckdb
 import pytest
@@ -76,7 +76,12 @@ def test_given_values_are_typed():
         "genre": "pop",
         "country": None,
         "limit": 5,
+        "start_at": None,  # no time cuts a day
+        "end_at": None,
     }
+    cut = parse("genre_trends", start_date="2025-03-02 10:00:00", end_date="2025-03-03 23:59:59")
+    assert (cut["start_date"], cut["start_at"]) == (date(2025, 3, 2), datetime(2025, 3, 2, 10))
+    assert (cut["end_date"], cut["end_at"]) == (date(2025, 3, 3), None)  # the day's last second
     assert parse("listening_history")["granularity"] == "day"
     assert parse("listening_history", granularity="hour")["granularity"] == "hour"
     assert parse("dsp_top_tracks", dsp="youtube")["dsp"] == "youtube"
@@ -422,3 +427,8 @@ def test_a_mart_whose_columns_changed_is_named_and_the_others_still_serve(tmp_pa
         assert [r[2] for r in result.rows] == [5]
     finally:
         snapshot.conn.close()
+
+
+def test_a_time_in_the_window_needs_the_stream_level_fact():
+    with pytest.raises(NoDataError, match="fct_streams"):
+        parse("top_tracks", start_date="2025-03-02 10:00:00")

@@ -2,6 +2,7 @@
 
 import csv
 import io
+from datetime import date, timedelta
 
 import pytest
 
@@ -169,3 +170,54 @@ def test_extreme_dates_answer_without_a_server_error(api, dates):
     for pipe in PIPES:
         response = api.get(f"/v0/pipes/{pipe}.json", **dates)
         assert response.status_code == 200, (pipe, dates, response.text)
+
+
+def _fct_top(api, start: str, end: str, genre: str | None = None) -> list[tuple[str, int]]:
+    where = f"stream_start_time between '{start}' and '{end}'"
+    if genre:
+        where += f" and genre = '{genre}'"
+    rows = api.sql(
+        f"select track_id, count(*) as n from fct_streams where {where} "
+        "group by track_id order by n desc, track_id limit 1000"
+    )
+    return [(r["track_id"], r["n"]) for r in rows]
+
+
+@pytest.mark.parametrize(
+    ("start_time", "end_time", "days"),
+    [
+        ("14:30:00", "09:15:00", 3),  # two partial days around whole ones
+        ("06:00:00", "18:00:00", 0),  # one partial day
+        ("00:00:00", "12:00:00", 1),  # whole first day, partial last
+    ],
+)
+def test_datetime_windows_count_exactly_the_streams_inside(api, start_time, end_time, days):
+    [first_day] = api.sql("select min(stream_date) as d from fct_streams")
+    first = date.fromisoformat(first_day["d"]) + timedelta(days=1)
+    start = f"{first} {start_time}"
+    end = f"{first + timedelta(days=days)} {end_time}"
+    for genre in (None, "pop"):
+        params = {"start_date": start, "end_date": end, "limit": 1000}
+        if genre:
+            params["genre"] = genre
+        rows = api.data("top_tracks", **params)
+        assert [(r["track_id"], r["stream_count"]) for r in rows] == _fct_top(
+            api, start, end, genre
+        )
+        assert rows, "the window should hold streams"
+
+
+def test_the_seeds_datetime_defaults_equal_whole_days(api):
+    [last] = api.sql("select max(stream_date) as d from top_tracks_daily")
+    day = date.fromisoformat(last["d"])
+    as_days = api.data("top_tracks", start_date=str(day - timedelta(days=6)), end_date=str(day))
+    as_times = api.data(
+        "top_tracks",
+        start_date=f"{day - timedelta(days=6)} 00:00:00",
+        end_date=f"{day} 23:59:59",
+    )
+    assert as_times == as_days
+    backwards = api.get(
+        "/v0/pipes/top_tracks.json", start_date=f"{day} 12:00:00", end_date=f"{day} 11:00:00"
+    )
+    assert backwards.status_code == 400 and "start_date" in backwards.json()["error"]
