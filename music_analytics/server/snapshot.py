@@ -12,6 +12,8 @@ snapshot_source keeps the newest snapshot as the exports change.
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -23,12 +25,16 @@ from typing import TypeVar
 
 import duckdb
 
-from music_analytics.lib.core.exports import exported_marts
+from music_analytics.lib.core.exports import DATA_FILE, exported_marts
 
 T = TypeVar("T")
 
-# Too large to copy (a row per stream): served as a view over its Parquet files.
+# Too large to copy (a row per stream): served as a view over its Parquet files, as they were
+# when the snapshot was made: each is hard-linked into the snapshot's pin folder (under the
+# exports, so on their filesystem), and a later export that replaces or adds a day's file
+# changes nothing the snapshot reads. Every mart of one snapshot is one version.
 VIEW_ONLY_MARTS = frozenset({"fct_streams"})
+PINS_FOLDER = ".serve-pins"  # exports/.serve-pins/<snapshot>/<mart>/<day>/data.parquet
 # Sorted by country first, so that a country filter skips the other countries' row groups.
 SORTED_BY: dict[str, tuple[str, ...]] = {
     "top_tracks_by_country_day": ("country", "stream_date"),
@@ -78,6 +84,7 @@ class MartSnapshot:
     built_at: float
     path: Path | None = None
     filters: dict = field(default_factory=dict)
+    pins: Path | None = None  # its pinned Parquet files (build_snapshot), removed after it
     _local: threading.local = field(default_factory=threading.local, repr=False)
     _lookups: dict = field(default_factory=dict, repr=False)
     _answers: OrderedDict = field(default_factory=OrderedDict, repr=False)
@@ -189,16 +196,43 @@ def empty_filters() -> dict:
     return _filters(None, {})  # type: ignore[arg-type]
 
 
+def pin_files(exports: Path, mart: str, pins: Path) -> Path:
+    """Hard links to the mart's day files as they are now, under `pins` (copies where the
+    filesystem has no hard links); the folder to read them from."""
+    folder = pins / mart
+    for day_file in sorted((exports / mart).glob(f"*=*/{DATA_FILE}")):
+        target = folder / day_file.parent.name / DATA_FILE
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(day_file, target)
+        except FileNotFoundError:  # an export removed the day just now: not in this version
+            target.parent.rmdir()
+        except OSError:
+            shutil.copyfile(day_file, target)
+    return folder
+
+
 def build_snapshot(
-    exports: Path, target: Path, *, memory_limit: str = "", version: tuple = ()
+    exports: Path,
+    target: Path,
+    *,
+    memory_limit: str = "",
+    version: tuple = (),
+    pins: Path | None = None,
 ) -> MartSnapshot:
-    """Copy the exported marts into `target` and open it read-only, locked to the exports."""
+    """Copy the exported marts into `target` and open it read-only, locked to the exports.
+
+    The view-only marts read their files pinned under `pins` (a folder inside the exports:
+    `exports/.serve-pins/<name>`, which the caller removes once no request reads the
+    snapshot), or, without `pins`, the exports' live files."""
     exports = Path(exports).resolve()
     marts = exported_marts(exports)
     infos: dict[str, MartInfo] = {}
     with duckdb.connect(str(target)) as build:
         build.execute("set enable_progress_bar = false")
         files = {mart: _quoted(exports / mart / "*" / "data.parquet") for mart in marts}
+        for mart in marts.keys() & VIEW_ONLY_MARTS if pins is not None else ():
+            files[mart] = _quoted(pin_files(exports, mart, pins) / "*" / DATA_FILE)
         sources = {mart: f"read_parquet({files[mart]}, hive_partitioning = true)" for mart in marts}
         columns = {mart: _columns(build, sources[mart]) for mart in marts}
         casts = _create_enums(build, sources, columns)

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 from music_analytics.lib.core.exports import BI_DATABASE
-from music_analytics.server.snapshot import MartSnapshot, build_snapshot, empty_filters
+from music_analytics.server.snapshot import PINS_FOLDER, MartSnapshot, build_snapshot, empty_filters
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class SnapshotSource:
         self.memory_limit = memory_limit
         self.check_interval = check_interval
         self._work = Path(tempfile.mkdtemp(prefix="music-analytics-serve-"))
+        self._pins_root = self.exports / PINS_FOLDER
+        self._retired: MartSnapshot | None = None  # the snapshot before the current one
+        _remove_stale_pins(self._pins_root)
         self._lock = threading.Lock()
         self._snapshot: MartSnapshot | None = None
         self._building: tuple | None = None
@@ -53,14 +56,22 @@ class SnapshotSource:
     def _build(self, version: tuple) -> MartSnapshot:
         self._count += 1
         target = self._work / f"snapshot-{self._count}.duckdb"
+        pins = self._pins_root / f"{self._work.name}-{self._count}"
         for attempt in (1, 2):
             try:
-                return build_snapshot(
-                    self.exports, target, memory_limit=self.memory_limit, version=version
+                snapshot = build_snapshot(
+                    self.exports,
+                    target,
+                    memory_limit=self.memory_limit,
+                    version=version,
+                    pins=pins,
                 )
+                snapshot.pins = pins
+                return snapshot
             except (duckdb.IOException, duckdb.InvalidInputException) as exc:
                 # An export run removed a day between the listing and the read: try again.
                 target.unlink(missing_ok=True)
+                shutil.rmtree(pins, ignore_errors=True)
                 if attempt == 2:
                     raise
                 log.info("rebuilding the mart snapshot once more: %s", exc)
@@ -70,9 +81,14 @@ class SnapshotSource:
         with self._lock:
             old, self._snapshot = self._snapshot, snapshot
             self._building = None
+            retired, self._retired = self._retired, old
         if old is not None and old.path is not None:
             # Requests still on the old snapshot keep its inode; its disk is freed when they end.
             old.path.unlink(missing_ok=True)
+        # A query opens its Parquet files as it runs, so the old snapshot's pinned files stay
+        # until the next swap: requests on it have long finished by then.
+        if retired is not None and retired.pins is not None:
+            shutil.rmtree(retired.pins, ignore_errors=True)
 
     def _rebuild_in_background(self, version: tuple) -> None:
         def work() -> None:
@@ -132,3 +148,16 @@ class SnapshotSource:
         if snapshot is not None and snapshot.conn is not None:
             snapshot.conn.close()
         shutil.rmtree(self._work, ignore_errors=True)
+        for pinned in (snapshot, self._retired):
+            if pinned is not None and pinned.pins is not None:
+                shutil.rmtree(pinned.pins, ignore_errors=True)
+
+
+def _remove_stale_pins(root: Path) -> None:
+    """Pin folders of servers that are gone (their temp folder no longer exists)."""
+    if not root.is_dir():
+        return
+    for folder in root.iterdir():
+        work = Path(tempfile.gettempdir()) / folder.name.rsplit("-", 1)[0]
+        if not work.exists():
+            shutil.rmtree(folder, ignore_errors=True)

@@ -119,3 +119,62 @@ def test_a_failed_rebuild_keeps_the_old_snapshot_and_waits_for_new_exports(tmp_p
         assert source.last_error is None
     finally:
         source.close()
+
+
+def export_streams(exports: Path, day: str, rows: int) -> None:
+    """A day of fct_streams (a view-only mart), replaced the way the exporter replaces it:
+    written aside, then renamed over the day's file."""
+    folder = exports / "fct_streams" / f"stream_date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as conn:
+        conn.execute(
+            f"copy (select 'events' as source, i as n from range({rows}) t(i)) "
+            f"to '{folder}/.next.parquet'"
+        )
+    (folder / ".next.parquet").replace(folder / "data.parquet")
+
+
+def fct_rows(snapshot: MartSnapshot) -> int:
+    return snapshot.cursor().execute("select count(*) from fct_streams").fetchone()[0]
+
+
+def test_every_mart_of_a_snapshot_is_one_version_until_the_next(tmp_path):
+    exports = tmp_path / "exports"
+    export_day(exports, "2025-03-01", 5)
+    export_streams(exports, "2025-03-01", 5)
+    write_bi_database(exports)
+    source = SnapshotSource(exports, check_interval=0)
+    try:
+        first = source.current()
+        assert (streams(first), fct_rows(first)) == (5, 5)
+        # a refresh rewrites a day and adds one: the served snapshot still answers as before,
+        # in the view over fct_streams' files as in the copied marts
+        export_day(exports, "2025-03-01", 9)
+        export_streams(exports, "2025-03-01", 9)
+        export_streams(exports, "2025-03-02", 4)
+        assert (streams(first), fct_rows(first)) == (5, 5)
+        write_bi_database(exports)
+        newer = source.wait_until_current()
+        assert (streams(newer), fct_rows(newer)) == (9, 13)
+        assert first.pins.exists()  # kept one snapshot longer, for requests still on it
+        export_day(exports, "2025-03-03", 1)
+        write_bi_database(exports)
+        newest = source.wait_until_current()
+        assert not first.pins.exists() and newer.pins.exists() and newest.pins.exists()
+    finally:
+        source.close()
+    assert list((exports / ".serve-pins").iterdir()) == []
+
+
+def test_pins_of_a_server_that_died_are_removed_by_the_next(tmp_path):
+    exports = tmp_path / "exports"
+    export_streams(exports, "2025-03-01", 2)
+    write_bi_database(exports)
+    stale = exports / ".serve-pins" / "music-analytics-serve-gone-1" / "fct_streams"
+    stale.mkdir(parents=True)
+    source = SnapshotSource(exports, check_interval=0)
+    try:
+        assert fct_rows(source.current()) == 2
+        assert not stale.parent.exists()
+    finally:
+        source.close()
