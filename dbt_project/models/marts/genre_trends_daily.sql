@@ -29,19 +29,18 @@ daily as (
 
 trailing_7d as (
 
+    -- each day's streams plus those of the 6 days before it that have rows (a day without
+    -- streams adds nothing): a window over the daily rows, not a join of each day to 7
     select
-        today.stream_date,
-        today.genre,
-        today.country,
-        sum(earlier.stream_count) as streams_7d
-    from daily as today
-    inner join daily as earlier
-        on earlier.genre = today.genre
-        and earlier.country = today.country
-        and earlier.stream_date
-            between cast({{ dbt.dateadd('day', -6, 'today.stream_date') }} as date)
-            and today.stream_date
-    group by today.stream_date, today.genre, today.country
+        stream_date,
+        genre,
+        country,
+        sum(stream_count) over (
+            partition by genre, country
+            order by stream_date
+            range between interval 6 days preceding and current row
+        ) as streams_7d
+    from daily
 
 ),
 
