@@ -36,6 +36,7 @@ from music_analytics.lib.core.zip_safety import ZipLimits
 from music_analytics.lib.dsp.api_client import DspReportClient
 from music_analytics.lib.dsp.api_polling import DEFAULT_POLL_DELAYS
 from music_analytics.lib.dsp.pending_reports import PendingReports
+from music_analytics.lib.events.file_batch import MAX_LINE_BYTES
 from music_analytics.lib.spotify.client import SpotifyPlaysClient
 
 
@@ -138,6 +139,7 @@ class DataFolders(dg.ConfigurableResource):
     json_max_depth: int = DEFAULT_JSON_LIMITS.max_depth
     json_max_record_bytes: int = DEFAULT_JSON_LIMITS.max_record_bytes
     json_max_string_bytes: int = DEFAULT_JSON_LIMITS.max_string_bytes
+    event_max_line_bytes: int = MAX_LINE_BYTES  # MUSIC_ANALYTICS_EVENT_MAX_LINE_KB
 
     @property
     def events_landing(self) -> Path:
@@ -311,6 +313,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             json_max_depth=settings.json_limits.max_depth,
             json_max_record_bytes=settings.json_limits.max_record_bytes,
             json_max_string_bytes=settings.json_limits.max_string_bytes,
+            event_max_line_bytes=settings.event_max_line_bytes,
         ),
         "dsp_api": build_dsp_api(settings),
         "spotify": build_spotify_api(settings),

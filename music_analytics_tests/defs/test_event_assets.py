@@ -1,5 +1,8 @@
 """The ingest asset materialized on a tmp_path warehouse."""
 
+import gzip
+import json
+
 import dagster as dg
 import duckdb
 
@@ -94,17 +97,17 @@ def test_gzip_and_late_file_report_their_own_days(settings):
 
 def test_an_unreadable_file_is_rejected_and_the_others_load(settings):
     good = write_lines(settings.events_landing / "good.ndjson", [event(1)])
-    bad = settings.events_landing / "bad.ndjson"
-    bad.write_bytes(b'{"genre": "caf\xe9"}\n')
+    bad = settings.events_landing / "bad.ndjson.gz"  # a truncated gzip: no line can be read
+    bad.write_bytes(gzip.compress(json.dumps(event(2)).encode() * 50 + b"\n")[:-20])
     result = ingest(settings, [good, bad])
     assert result.success
     md = raw_metadata(result)
     assert md["files_rejected"] == 1 and md["rows_loaded"] == 1
-    assert "bad.ndjson" in md["files"] and str(bad) in md["rejected"]
+    assert "bad.ndjson.gz" in md["files"] and str(bad) in md["rejected"]
     assert warehouse_counts(settings) == (1, 0)
     rejected = settings.events_landing / "rejected"
-    assert not bad.exists() and (rejected / "bad.ndjson").exists()
-    assert "bad.ndjson" in (rejected / "bad.ndjson.error.txt").read_text()
+    assert not bad.exists() and (rejected / "bad.ndjson.gz").exists()
+    assert "bad.ndjson.gz" in (rejected / "bad.ndjson.gz.error.txt").read_text()
     # the next run does not see it again, and its days are in the ledger exactly once
     assert query(settings, "select source, count(*) from raw.pending_rebuilds group by 1") == [
         ("events", 1)

@@ -99,7 +99,8 @@ def stream_event_files(
     failures: dict[str, str] = {}
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)  # a run with no file yet still reports (empty) tables
-        for path, result in load_event_files(conn, files):
+        loads = load_event_files(conn, files, max_line_bytes=folders.event_max_line_bytes)
+        for path, result in loads:
             if isinstance(result, EventFileError):
                 # Handled: the file is set aside with its reason and the others still load.
                 failures[str(path)] = str(result)

@@ -36,6 +36,7 @@ DEFAULTS = {
     "DSP_REPORT_MAX_RATIO": "100",
     "MUSIC_ANALYTICS_DUCKDB_MEMORY_LIMIT": "",
     "MUSIC_ANALYTICS_JSON_MAX_DEPTH": "64",
+    "MUSIC_ANALYTICS_EVENT_MAX_LINE_KB": "16384",
     "MUSIC_ANALYTICS_JSON_MAX_RECORD_KB": "1024",
     "MUSIC_ANALYTICS_JSON_MAX_STRING_KB": "64",
     "SPOTIFY_CLIENT_ID": "",
@@ -122,6 +123,7 @@ class Settings:
     dsp_report_max_ratio: int
     duckdb_memory_limit: str  # e.g. "2GB" for the pipeline's connections; "" = DuckDB's default
     json_limits: JsonLimits  # the caps of every JSON reader (lib/core/json_reader.py)
+    event_max_line_bytes: int  # a longer event line is quarantined (lib/events/careful_read.py)
     spotify_client_id: str
     spotify_secrets_set: bool  # SPOTIFY_CLIENT_SECRET and a refresh token (env or file) exist
     spotify_api_base_url: str
@@ -219,6 +221,10 @@ class Settings:
                 max_record_bytes=_as_int("MUSIC_ANALYTICS_JSON_MAX_RECORD_KB", minimum=1) * 1024,
                 max_string_bytes=_as_int("MUSIC_ANALYTICS_JSON_MAX_STRING_KB", minimum=1) * 1024,
             ),
+            event_max_line_bytes=_as_int(
+                "MUSIC_ANALYTICS_EVENT_MAX_LINE_KB", minimum=1, maximum=256 * 1024
+            )
+            * 1024,
             spotify_client_id=_get("SPOTIFY_CLIENT_ID"),
             spotify_secrets_set=bool(os.environ.get("SPOTIFY_CLIENT_SECRET", "").strip())
             and (bool(os.environ.get("SPOTIFY_REFRESH_TOKEN", "").strip()) or token_file.is_file()),

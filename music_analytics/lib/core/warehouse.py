@@ -40,7 +40,7 @@ RAW_TABLES_DDL = (
     create table if not exists {RAW_SCHEMA}.stream_events_quarantine (
         source_file varchar not null,
         line_number bigint not null,
-        line varchar not null,                  -- verbatim
+        line varchar not null,                  -- verbatim (too long, not UTF-8: its start)
         error_column varchar not null,
         error varchar not null,
         load_id varchar not null,

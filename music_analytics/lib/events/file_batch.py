@@ -33,34 +33,45 @@ from music_analytics.lib.events.file_results import EventFileError, FileLoadResu
 from music_analytics.lib.events.known_files import FileDigest, loaded_content
 from music_analytics.lib.events.validation import VALID_COLUMNS, event_validation_sql
 
-_MAX_LINE_BYTES = 16 << 20
+MAX_LINE_BYTES = 16 << 20  # MUSIC_ANALYTICS_EVENT_MAX_LINE_KB's default
 _LINES = "event_batch_lines"  # temp: the batch's lines as read, with their file
 _JUDGED = "event_batch_judged"  # temp: every non-blank line judged, numbered by rowid
 
 
 @dataclass(frozen=True)
 class PendingFile:
-    """A file to load: its path, its stat before reading, and its content digest."""
+    """A file to load: its path, its stat before reading, and its content digest; for a file
+    read carefully (careful_read.py), the copy DuckDB reads instead and its bad lines."""
 
     path: Path
     stat: os.stat_result
     digest: FileDigest
+    read_from: Path | None = None
+    bad_lines: Path | None = None
+
+    @property
+    def source(self) -> Path:
+        return self.read_from or self.path
 
 
 Span = tuple[int, int]  # a file's first and last row number in the batch
 
 
-def _read_lines_sql(paths: list[Path]) -> str:
+def _read_lines_sql(paths: list[Path], max_line_bytes: int) -> str:
     """DuckDB's CSV reader over files, one VARCHAR value per physical line (blank ones NULL)
     and the file it came from.
 
-    A NUL delimiter and no quoting keep each line whole; gzip is detected from each name.
+    A NUL delimiter and no quoting keep each line whole. DuckDB drops a UTF-8 BOM and CRLF
+    line ends and reads gzip (members one after another too) by each name's suffix; in
+    strict mode it fails the statement on a line holding a NUL byte (a second column), on
+    mixed line ends, on a line over `max_line_bytes` and on one that is not UTF-8: such a file
+    is then read carefully (careful_read.py).
     """
     quoted = ", ".join("'" + str(path).replace("'", "''") + "'" for path in paths)
     return (
         f"read_csv([{quoted}], columns = {{'line': 'VARCHAR'}}, delim = chr(0), quote = '', "
-        "escape = '', header = false, auto_detect = false, strict_mode = false, "
-        f"max_line_size = {_MAX_LINE_BYTES}, buffer_size = {4 * _MAX_LINE_BYTES}, "
+        "escape = '', header = false, auto_detect = false, strict_mode = true, "
+        f"max_line_size = {max_line_bytes}, buffer_size = {4 * max_line_bytes}, "
         "filename = true)"
     )
 
@@ -78,25 +89,37 @@ def _insertion_order_kept(conn: duckdb.DuckDBPyConnection) -> Iterator[None]:
             conn.execute("set preserve_insertion_order = false")
 
 
-def judge_batch(conn: duckdb.DuckDBPyConnection, files: list[PendingFile]) -> dict[str, Span]:
+def judge_batch(
+    conn: duckdb.DuckDBPyConnection,
+    files: list[PendingFile],
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> tuple[dict[str, Span], set[str]]:
     """Read and judge `files` into the batch's temp table; returns each file's span of row
-    numbers by path (no span: the file has no line). Raises duckdb.Error when a file cannot be
-    read; nothing is kept then.
+    numbers by path (no span: the file has no line), and the paths of the files to read
+    carefully instead (a JSON array: careful_read.py). Raises duckdb.Error when a file cannot
+    be read fast (then read carefully); nothing is kept then.
 
     Run outside a transaction: rows of a table created inside one get transaction-local rowids.
     """
-    names = [str(f.path) for f in files]
+    names = {str(f.source): str(f.path) for f in files}
     try:
         with _insertion_order_kept(conn):
             conn.execute(
-                f"create or replace temp table {_LINES} as "
-                f"select filename, line from {_read_lines_sql([f.path for f in files])}"
+                f"create or replace temp table {_LINES} as select filename, line "
+                f"from {_read_lines_sql([f.source for f in files], max_line_bytes)}"
             )
-            spans = {
-                name: (first, last)
-                for name, first, last in conn.execute(
-                    f"select filename, min(rowid), max(rowid) from {_LINES} group by filename"
-                ).fetchall()
+            found = conn.execute(
+                f"""select filename, min(rowid), max(rowid),
+                       starts_with(ltrim(arg_min(line, rowid) filter (
+                           where line is not null and trim(line) <> '')), '['),
+                       count(*), coalesce(sum(strlen(line)), 0)
+                from {_LINES} group by filename"""
+            ).fetchall()
+            spans = {name: (first, last) for name, first, last, *_ in found}
+            careful = {names.get(name, name) for name, _, _, care, *_ in found if care}
+            read = {names.get(name, name): (rows, size) for name, *_, rows, size in found}
+            careful |= {
+                str(f.path) for f in files if _lost_bytes(f, *read.get(str(f.path), (0, 0)))
             }
             numbered = f"(select rowid as line_number, line from {_LINES})"
             conn.execute(
@@ -113,7 +136,16 @@ def judge_batch(conn: duckdb.DuckDBPyConnection, files: list[PendingFile]) -> di
     if not set(spans) <= set(names):  # DuckDB named a file otherwise than it was given
         drop_batch(conn)
         raise RuntimeError(f"DuckDB read files it was not given: {sorted(set(spans) - set(names))}")
-    return spans
+    return {names[name]: span for name, span in spans.items()}, careful
+
+
+def _lost_bytes(file: PendingFile, rows: int, line_bytes: int) -> bool:
+    """Whether DuckDB's read left out bytes of the file: besides its lines' bytes, a file has
+    only line ends (one or two a line), a BOM and blanks. DuckDB can drop a line longer than
+    its buffer without an error; such a file is read carefully instead."""
+    if file.read_from is not None:
+        return False  # a careful copy: what is left out was quarantined already
+    return file.digest.size - line_bytes > 2 * rows + 3
 
 
 def drop_batch(conn: duckdb.DuckDBPyConnection) -> None:
@@ -181,6 +213,15 @@ def _insert_file(conn, write, file: PendingFile, span: Span | None) -> FileLoadR
         days = conn.execute(
             "select coalesce(list(distinct stream_date order by stream_date), []) "
             f"{rows} and error is null"
+        ).fetchone()[0]
+    if file.bad_lines is not None and file.bad_lines.stat().st_size:
+        bad = "'" + str(file.bad_lines).replace("'", "''") + "'"
+        rows_quarantined += conn.execute(
+            f"insert into {RAW_SCHEMA}.stream_events_quarantine "
+            "select ?, line_number, line, 'line', error, ?, ? from read_json("
+            f"{bad}, format = 'newline_delimited', columns = "
+            "{'line_number': 'BIGINT', 'line': 'VARCHAR', 'error': 'VARCHAR'})",
+            lineage,
         ).fetchone()[0]
     lines = rows_loaded + rows_quarantined
     conn.execute(

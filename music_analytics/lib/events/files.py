@@ -11,22 +11,34 @@
    quarantined lines, its load record and its days in the rebuild ledger land, or nothing
    does. A crash between two files keeps the first; the next run skips it and loads the rest.
 
-A file that cannot be read is reported with its reason and never keeps the others of its
-batch from loading. Python only orchestrates; no row passes through it.
+A file the fast read cannot take whole (a line over the length cap, one not UTF-8, a NUL byte,
+a JSON array) is read line by line instead (careful_read.py): its bad lines are quarantined
+with their reasons and the rest loads. A file that even that cannot read is reported with its
+reason and never keeps the others of its batch from loading. Python only orchestrates the
+fast read; no row passes through it.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
 
 from music_analytics.lib.core.warehouse import ensure_raw_tables
-from music_analytics.lib.events.file_batch import PendingFile, commit_file, drop_batch, judge_batch
+from music_analytics.lib.events.careful_read import careful_copy
+from music_analytics.lib.events.file_batch import (
+    MAX_LINE_BYTES,
+    PendingFile,
+    commit_file,
+    drop_batch,
+    judge_batch,
+)
 from music_analytics.lib.events.file_results import EventFileError, FileLoadResult
 from music_analytics.lib.events.known_files import (
     digests_ahead,
@@ -51,11 +63,17 @@ Outcome = tuple[Path, FileLoadResult | EventFileError]
 
 
 def load_event_file(
-    conn: duckdb.DuckDBPyConnection, path: Path, *, loaded_at: datetime | None = None
+    conn: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    loaded_at: datetime | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> FileLoadResult:
     """Load one event file (see `load_event_files`); raises EventFileError naming the file
     when it cannot be loaded, and nothing is written then."""
-    [(_, outcome)] = load_event_files(conn, [Path(path)], loaded_at=loaded_at)
+    [(_, outcome)] = load_event_files(
+        conn, [Path(path)], loaded_at=loaded_at, max_line_bytes=max_line_bytes
+    )
     if isinstance(outcome, EventFileError):
         raise outcome
     return outcome
@@ -66,6 +84,7 @@ def load_event_files(
     paths: Iterable[Path],
     *,
     loaded_at: datetime | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> Iterator[Outcome]:
     """Load event files: valid rows to raw.stream_events, the other lines to the quarantine.
 
@@ -91,7 +110,7 @@ def load_event_files(
         elif path in stats:
             to_hash.append(path)
     with _checkpoints_per_batch(conn):
-        yield from _load_new(conn, to_hash, stats, loaded_at)
+        yield from _load_new(conn, to_hash, stats, loaded_at, max_line_bytes)
 
 
 @contextmanager
@@ -113,7 +132,7 @@ def _duplicate(path: Path, sha: str, *, of: str) -> FileLoadResult:
     return FileLoadResult(str(path), "duplicate", sha, duplicate_of=of)
 
 
-def _load_new(conn, paths: list[Path], stats, loaded_at) -> Iterator[Outcome]:
+def _load_new(conn, paths: list[Path], stats, loaded_at, max_line_bytes) -> Iterator[Outcome]:
     """Hash the files, then load them batch by batch (BATCH_BYTES)."""
     batch: list[PendingFile] = []
     with closing(digests_ahead(paths)) as digests:
@@ -127,14 +146,16 @@ def _load_new(conn, paths: list[Path], stats, loaded_at) -> Iterator[Outcome]:
                 sum(f.digest.size for f in batch) + digest.size > BATCH_BYTES
                 or digest.sha256 in {f.digest.sha256 for f in batch}
             ):
-                yield from _load_batch(conn, batch, loaded_at)
+                yield from _load_batch(conn, batch, loaded_at, max_line_bytes)
                 batch = []
             batch.append(PendingFile(path, stats[path], digest))
     if batch:
-        yield from _load_batch(conn, batch, loaded_at)
+        yield from _load_batch(conn, batch, loaded_at, max_line_bytes)
 
 
-def _load_batch(conn, batch: list[PendingFile], loaded_at) -> Iterator[Outcome]:
+def _load_batch(
+    conn, batch: list[PendingFile], loaded_at, max_line_bytes: int
+) -> Iterator[Outcome]:
     """Skip the batch's files whose content loaded before; read and commit the others."""
     known = loaded_content(conn, [f.digest.sha256 for f in batch])
     fresh = []
@@ -144,28 +165,31 @@ def _load_batch(conn, batch: list[PendingFile], loaded_at) -> Iterator[Outcome]:
             yield file.path, _duplicate(file.path, sha, of=known[sha])
         else:
             fresh.append(file)
-    yield from _read_and_commit(conn, fresh, loaded_at)
+    yield from _read_and_commit(conn, fresh, loaded_at, max_line_bytes)
 
 
-def _read_and_commit(conn, files: list[PendingFile], loaded_at) -> Iterator[Outcome]:
+def _read_and_commit(
+    conn, files: list[PendingFile], loaded_at, max_line_bytes: int
+) -> Iterator[Outcome]:
     """Read the files in one statement and commit each; when the statement fails, each half is
-    tried on its own, down to the one file that cannot be read, which is rejected."""
+    tried on its own, down to the one file that cannot be read fast, which is read carefully
+    (careful_read.py), as is a file the read flags (a NUL byte, a JSON array)."""
     if not files:
         return
     try:
-        spans = judge_batch(conn, files)
+        spans, careful = judge_batch(conn, files, max_line_bytes)
     except duckdb.Error as exc:
         if len(files) == 1:
-            error = EventFileError(f"cannot read event file {files[0].path}: {exc}")
-            error.__cause__ = exc
-            yield files[0].path, error
+            yield files[0].path, _read_carefully(conn, files[0], loaded_at, max_line_bytes, exc)
             return
         half = len(files) // 2
-        yield from _read_and_commit(conn, files[:half], loaded_at)
-        yield from _read_and_commit(conn, files[half:], loaded_at)
+        yield from _read_and_commit(conn, files[:half], loaded_at, max_line_bytes)
+        yield from _read_and_commit(conn, files[half:], loaded_at, max_line_bytes)
         return
     try:
         for file in files:
+            if str(file.path) in careful:
+                continue
             try:
                 result = commit_file(conn, file, spans.get(str(file.path)), loaded_at=loaded_at)
             except EventFileError as error:
@@ -174,3 +198,32 @@ def _read_and_commit(conn, files: list[PendingFile], loaded_at) -> Iterator[Outc
             yield file.path, result
     finally:
         drop_batch(conn)
+    for file in files:
+        if str(file.path) in careful:
+            yield file.path, _read_carefully(conn, file, loaded_at, max_line_bytes, None)
+
+
+def _read_carefully(
+    conn, file: PendingFile, loaded_at, max_line_bytes: int, fast_error: duckdb.Error | None
+) -> FileLoadResult | EventFileError:
+    """Load one file through its careful copy (in a temp folder, removed after); the error
+    naming the file and why when even that cannot read it."""
+    with tempfile.TemporaryDirectory(prefix="music-analytics-careful-") as folder:
+        try:
+            copy = careful_copy(file.path, Path(folder), max_line_bytes=max_line_bytes)
+        except EventFileError as error:
+            error.__cause__ = fast_error
+            return error
+        pending = replace(file, read_from=copy.lines, bad_lines=copy.bad)
+        try:
+            spans, _ = judge_batch(conn, [pending], max_line_bytes)
+        except duckdb.Error as exc:
+            error = EventFileError(f"cannot read event file {file.path}: {exc}")
+            error.__cause__ = exc
+            return error
+        try:
+            return commit_file(conn, pending, spans.get(str(file.path)), loaded_at=loaded_at)
+        except EventFileError as error:
+            return error
+        finally:
+            drop_batch(conn)

@@ -102,12 +102,15 @@ def test_truncated_gzip_fails_naming_the_file_and_writes_nothing(conn, tmp_path)
     assert counts(conn) == (1, 0)
 
 
-def test_invalid_utf8_fails_naming_the_file(conn, tmp_path):
+def test_a_line_that_is_not_utf8_is_quarantined_and_the_rest_loads(conn, tmp_path):
     path = tmp_path / "latin1.ndjson"
     path.write_bytes(json.dumps(event(1)).encode() + b"\n" + b'{"genre": "caf\xe9"}\n')
-    with pytest.raises(EventFileError, match="latin1.ndjson"):
-        load_event_file(conn, path)
-    assert conn.execute("select count(*) from raw.event_file_loads").fetchone()[0] == 0
+    result = load_event_file(conn, path)
+    assert (result.rows_loaded, result.rows_quarantined) == (1, 1)
+    [(line, error)] = conn.execute(
+        "select line, error from raw.stream_events_quarantine"
+    ).fetchall()
+    assert line == '{"genre": "caf\\xe9"}' and "not UTF-8 (byte 0xe9" in error
 
 
 def test_missing_file_is_a_clear_error(conn, tmp_path):
