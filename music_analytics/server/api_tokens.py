@@ -4,6 +4,10 @@ Scopes:
 - `ADMIN`: everything.
 - `PIPES:READ`: every published pipe and `/v0/sql`; `PIPES:READ:<pipe>`: that pipe only.
 - `DATASOURCE:APPEND`: append to every datasource; `DATASOURCE:APPEND:<name>`: to that one.
+- `DATASOURCES:CREATE`: append to every datasource (and, as in Tinybird, manage them).
+
+The seeds spell some of them otherwise; those spellings are read as the scope they mean
+(`SCOPE_ALIASES`): `PIPE:READ[:<pipe>]`, `DATASOURCES:APPEND[:<name>]`, `DATASOURCE:CREATE`.
 
 The file (`MUSIC_ANALYTICS_API_TOKENS_FILE`, by default `$MUSIC_ANALYTICS_HOME/secrets/
 api_tokens.json`) holds `{"tokens": [{"name": ..., "token": ..., "scopes": [...]}]}`, is
@@ -24,7 +28,16 @@ from pathlib import Path
 ADMIN = "ADMIN"
 PIPES_READ = "PIPES:READ"
 DATASOURCE_APPEND = "DATASOURCE:APPEND"
-_SCOPE = re.compile(r"^(ADMIN|PIPES:READ(:[a-z0-9_]+)?|DATASOURCE:APPEND(:[a-z0-9_]+)?)$")
+DATASOURCES_CREATE = "DATASOURCES:CREATE"
+_SCOPE = re.compile(
+    r"^(ADMIN|DATASOURCES:CREATE|PIPES:READ(:[a-z0-9_]+)?|DATASOURCE:APPEND(:[a-z0-9_]+)?)$"
+)
+# Other spellings of the scopes (the seeds use both), and the scope each stands for.
+SCOPE_ALIASES = {
+    "PIPE:READ": PIPES_READ,
+    "DATASOURCES:APPEND": DATASOURCE_APPEND,
+    "DATASOURCE:CREATE": DATASOURCES_CREATE,
+}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_TOKEN_LENGTH = 16
 
@@ -53,16 +66,21 @@ class ApiToken:
 
     def can_append(self, datasource: str) -> bool:
         return any(
-            s in (ADMIN, DATASOURCE_APPEND, f"{DATASOURCE_APPEND}:{datasource}")
+            s in (ADMIN, DATASOURCES_CREATE, DATASOURCE_APPEND, f"{DATASOURCE_APPEND}:{datasource}")
             for s in self.scopes
         )
 
 
 def validate_scope(scope: str) -> str:
+    """The scope in its canonical spelling; TokenFileError naming it when it is none."""
+    for alias, canonical in SCOPE_ALIASES.items():
+        if scope == alias or scope.startswith(alias + ":"):
+            scope = canonical + scope[len(alias) :]
+            break
     if not _SCOPE.match(scope):
         raise TokenFileError(
-            f"unknown scope {scope!r}: expected ADMIN, PIPES:READ[:<pipe>] or "
-            "DATASOURCE:APPEND[:<datasource>]"
+            f"unknown scope {scope!r}: expected ADMIN, PIPES:READ[:<pipe>], "
+            "DATASOURCE:APPEND[:<datasource>] or DATASOURCES:CREATE"
         )
     return scope
 

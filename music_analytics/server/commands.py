@@ -102,7 +102,10 @@ def add_server_commands(commands: argparse._SubParsersAction) -> None:
         "--scope",
         action="append",
         required=True,
-        help="ADMIN, PIPES:READ[:<pipe>] or DATASOURCE:APPEND[:music_streams]; repeatable",
+        help=(
+            "ADMIN, PIPES:READ[:<pipe>], DATASOURCE:APPEND[:music_streams] or "
+            "DATASOURCES:CREATE; repeatable"
+        ),
     )
     create.set_defaults(handler=cmd_api_token_create)
     listing = actions.add_parser("list", help="the tokens' names and scopes (not their values)")

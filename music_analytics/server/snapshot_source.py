@@ -80,7 +80,6 @@ class SnapshotSource:
     def _swap(self, snapshot: MartSnapshot) -> None:
         with self._lock:
             old, self._snapshot = self._snapshot, snapshot
-            self._building = None
             retired, self._retired = self._retired, old
         if old is not None and old.path is not None:
             # Requests still on the old snapshot keep its inode; its disk is freed when they end.
@@ -89,6 +88,8 @@ class SnapshotSource:
         # until the next swap: requests on it have long finished by then.
         if retired is not None and retired.pins is not None:
             shutil.rmtree(retired.pins, ignore_errors=True)
+        with self._lock:  # the rebuild is over once its clean-up is
+            self._building = None
 
     def _rebuild_in_background(self, version: tuple) -> None:
         def work() -> None:

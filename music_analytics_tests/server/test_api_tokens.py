@@ -150,3 +150,26 @@ def test_find_matches_the_whole_value_only():
     assert tokens.find("abcdefghijklmnopqrs") is None
     assert tokens.find("abcdefghijklmnopqrstu") is None
     assert tokens.find("ABCDEFGHIJKLMNOPQRST") is None
+
+
+@pytest.mark.parametrize(
+    ("spelled", "meant"),
+    [
+        ("PIPE:READ", "PIPES:READ"),
+        ("PIPE:READ:top_tracks", "PIPES:READ:top_tracks"),
+        ("DATASOURCES:APPEND", "DATASOURCE:APPEND"),
+        ("DATASOURCES:APPEND:music_streams", "DATASOURCE:APPEND:music_streams"),
+        ("DATASOURCE:CREATE", "DATASOURCES:CREATE"),
+        ("DATASOURCES:CREATE", "DATASOURCES:CREATE"),
+    ],
+)
+def test_the_seeds_spellings_of_a_scope_mean_the_same_scope(tmp_path, spelled, meant):
+    path = tmp_path / "tokens.json"
+    created = create_token(path, "t", [spelled])
+    assert load_tokens(path).find(created.token).scopes == (meant,)
+
+
+def test_datasources_create_appends_and_reads_nothing():
+    token = ApiToken("c", "z" * 20, ("DATASOURCES:CREATE",))
+    assert token.can_append("music_streams")
+    assert not token.can_read_any_pipe and not token.can_run_sql

@@ -47,6 +47,9 @@ _PLAIN_TIME = "%Y-%m-%d %H:%M:%S"
 _ISO_WITH_OFFSET = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)"
 _ISO_NO_OFFSET = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?"
 _INT32_MAX = 2**31 - 1
+# A stream starts in these years; a time outside them is a broken clock, not a play.
+_FIRST_TIME = "timestamp '1970-01-01 00:00:00'"
+_LAST_TIME = "timestamp '2099-12-31 23:59:59.999999'"
 
 
 def _json_kind(raw: str) -> str:
@@ -99,10 +102,13 @@ def _field_check(name: str, kind: FieldKind) -> tuple[str, str]:
             f"else '{name} is an empty string' end"
         )
     elif kind == "timestamp":
-        bad = f"t_{name} is null"
+        parsed = f"t_{name}"
+        bad = f"{parsed} is null or not ({parsed} between {_FIRST_TIME} and {_LAST_TIME})"
         msg = (
             f"case when {missing} then {missing_msg} when {value} is null then "
             f"'expected a string for {name}, got ' || {_json_kind(raw)} "
+            f"when {parsed} is not null then '{name} ' || left({raw}, 60) || "
+            "' is before 1970 or after 2099: check the clock of the system that wrote it' "
             f"else 'unparseable {name} ' || left({raw}, 60) || "
             f"': expected YYYY-MM-DD HH:MM:SS (UTC) or ISO 8601 with an offset' end"
         )
@@ -113,6 +119,8 @@ def _field_check(name: str, kind: FieldKind) -> tuple[str, str]:
         msg = (
             f"case when {missing} then {missing_msg} when {value} is null then "
             f"'expected a whole number for {name}, got ' || {_json_kind(raw)} "
+            f"when isnan({value}) or isinf({value}) "
+            f"then '{name} is not a finite number: ' || left({raw}, 60) "
             f"when {value} <> floor({value}) "
             f"then '{name} is not a whole number: ' || left({raw}, 60) "
             f"when {value} < 0 then 'negative {name}: ' || left({raw}, 60) "
