@@ -28,14 +28,14 @@ from music_analytics.lib.core.json_reader import (
     BoundedJsonStream,
     JsonLimitError,
     JsonLimits,
-    iter_array_items,
+    iter_array_lines,
     json_error_text,
+    json_line,
 )
 from music_analytics.lib.events.validation import event_validation_sql
 
 DATASOURCES = ("music_streams",)  # the seed's datasource name: raw.stream_events
 MAX_ERRORS_SHOWN = 10
-_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
 class IntakeError(ValueError):
@@ -80,7 +80,7 @@ def json_array_lines(body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> l
     nested too deep or with too large a row or string is refused (400) naming the row."""
     stream = BoundedJsonStream(io.BytesIO(body), limits, records_depth=1)
     try:
-        return [_dumps(item) for item in iter_array_items(stream)]
+        return list(iter_array_lines(stream))
     except JsonLimitError as exc:
         raise IntakeError(400, f"the body's JSON array: {exc.problem}") from None
     except ijson.JSONError as exc:
@@ -101,7 +101,7 @@ def json_document_lines(body: bytes, limits: JsonLimits = DEFAULT_JSON_LIMITS) -
         raise IntakeError(400, f"the body's JSON: {exc.problem}") from None
     except ijson.JSONError as exc:
         raise IntakeError(400, f"the body is not JSON: {json_error_text(exc)}") from None
-    return [_dumps(value) for value in values]
+    return [json_line(value) for value in values]
 
 
 def body_lines(

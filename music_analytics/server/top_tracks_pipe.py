@@ -95,21 +95,18 @@ def edges_and_whole_days(v: dict) -> tuple[list[tuple[datetime, datetime]], date
     return edges, first, last
 
 
-def _edge_part(first: datetime, last: datetime, v: dict) -> tuple[str, list]:
-    """A partial day's sums per track, from the stream-level fact."""
-    clauses = ["stream_date = ?", "stream_start_time between ? and ?"]
-    bound: list = [first.date(), first, last]
-    for param in ("genre", "country"):
-        if v.get(param) is not None:
-            clauses.append(f"{param} = ?")
-            bound.append(v[param])
+def _edge_part(first: datetime, last: datetime, v: dict, filters: dict) -> tuple[str, list]:
+    """A partial day's sums per track, from the stream-level fact (its day's partition)."""
+    where, bound = where_clause(
+        "stream_start_time", {**v, "start_date": first, "end_date": last}, filters
+    )
     sql = (
         "select track_id, count(*) as stream_count, "
         "count(*) filter (where is_completed) as completed_streams, "
         "sum(duration_seconds) as total_duration_seconds "
-        f"from fct_streams where {' and '.join(clauses)} group by track_id"
+        f"from fct_streams where stream_date = ? and {where} group by track_id"
     )
-    return sql, bound
+    return sql, [first.date(), *bound]
 
 
 def top_tracks_query(v: dict) -> Query:
@@ -123,7 +120,7 @@ def top_tracks_query(v: dict) -> Query:
     edges, first_day, last_day = edges_and_whole_days(v)
     parts, bound = [], []
     for edge in edges:
-        sql, values = _edge_part(*edge, v)
+        sql, values = _edge_part(*edge, v, filters)
         parts.append(sql)
         bound += values
     months, day_ranges = month_split(first_day, last_day)

@@ -23,6 +23,7 @@ ijson's to reject. A key given twice keeps its last value, as in Python's json.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -328,6 +329,17 @@ def iter_array_items(stream: BoundedJsonStream, prefix: str = "item") -> Iterato
     Numbers come as int or float (use_float), so no Decimal reaches the callers.
     """
     yield from ijson.items(stream, prefix, use_float=True, buf_size=CHUNK_BYTES)
+
+
+# One value as one line of JSON text (non-ASCII kept as is): how an element of a JSON array
+# becomes an NDJSON line, for the events endpoint and the careful read of event files.
+json_line = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def iter_array_lines(stream: BoundedJsonStream) -> Iterator[str]:
+    """The elements of the top-level array, each as one line of JSON text."""
+    for item in iter_array_items(stream):
+        yield json_line(item)
 
 
 def json_error_text(exc: Exception) -> str:

@@ -22,7 +22,6 @@ NDJSON file, which the loader inserts into the quarantine in the file's own tran
 from __future__ import annotations
 
 import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -34,13 +33,13 @@ from music_analytics.lib.core.json_reader import (
     BoundedJsonStream,
     JsonLimitError,
     JsonLimits,
-    iter_array_items,
+    iter_array_lines,
+    json_line,
 )
 from music_analytics.lib.events.file_results import EventFileError
 
 RAW_KEPT = 1024  # bytes of a bad line kept in the quarantine
 _BOM = b"\xef\xbb\xbf"
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,7 @@ def _copy_lines(source: IO[bytes], out: IO[bytes], bad: IO[bytes], max_line_byte
         bad_count += 1
         out.write(b"\n")
         record = {"line_number": number, "line": _shown(line), "error": problem}
-        bad.write(_dumps(record).encode() + b"\n")
+        bad.write(json_line(record).encode() + b"\n")
 
 
 def _copy_array(source: IO[bytes], out: IO[bytes], path: Path, limits: JsonLimits) -> bool:
@@ -137,8 +136,8 @@ def _copy_array(source: IO[bytes], out: IO[bytes], path: Path, limits: JsonLimit
     quarantined or loaded on its own); EventFileError when an element is past a JSON limit."""
     stream = BoundedJsonStream(source, limits, records_depth=1)
     try:
-        for item in iter_array_items(stream):
-            out.write(_dumps(item).encode() + b"\n")
+        for line in iter_array_lines(stream):
+            out.write(line.encode() + b"\n")
     except JsonLimitError as exc:
         raise EventFileError(f"event file {path} is a JSON array, but {exc.problem}") from None
     except ijson.JSONError:
