@@ -21,6 +21,7 @@ fast read; no row passes through it.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
@@ -203,12 +204,34 @@ def _read_and_commit(
             yield file.path, _read_carefully(conn, file, loaded_at, max_line_bytes, None)
 
 
+_CAREFUL_PREFIX = "music-analytics-careful-"  # + the pid of the process reading
+
+
+def _remove_stale_copies() -> None:
+    """Careful copies left in the temp folder by a process that was killed while reading."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{_CAREFUL_PREFIX}*"):
+        pid = folder.name.removeprefix(_CAREFUL_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read_carefully(
     conn, file: PendingFile, loaded_at, max_line_bytes: int, fast_error: duckdb.Error | None
 ) -> FileLoadResult | EventFileError:
     """Load one file through its careful copy (in a temp folder, removed after); the error
     naming the file and why when even that cannot read it."""
-    with tempfile.TemporaryDirectory(prefix="music-analytics-careful-") as folder:
+    _remove_stale_copies()
+    with tempfile.TemporaryDirectory(prefix=f"{_CAREFUL_PREFIX}{os.getpid()}-") as folder:
         try:
             copy = careful_copy(file.path, Path(folder), max_line_bytes=max_line_bytes)
         except EventFileError as error:

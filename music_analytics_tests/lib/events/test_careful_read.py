@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from music_analytics.lib.core.crash_points import CRASH_AT
 from music_analytics.lib.events.careful_read import RAW_KEPT, careful_copy
 from music_analytics.lib.events.file_results import EventFileError
 from music_analytics.lib.events.files import load_event_files
@@ -144,3 +149,50 @@ def test_the_careful_copy_keeps_line_numbers_and_memory_flat(tmp_path):
     bad = [json.loads(line) for line in copy.bad.read_text().splitlines()]
     assert [b["line_number"] for b in bad] == [2, 4] and copy.bad_count == 2
     assert bad[0]["line"] == "\\xff\\xfe"
+
+
+_KILLED_CHILD = """
+import sys
+from pathlib import Path
+import duckdb
+from music_analytics.lib.events.files import load_event_files
+
+with duckdb.connect(sys.argv[1]) as conn:
+    list(load_event_files(conn, [Path(sys.argv[2])], max_line_bytes=4096))
+"""
+
+
+def test_a_kill_inside_a_careful_files_transaction_loses_and_doubles_nothing(tmp_path):
+    """SIGKILL just before the careful file's commit: nothing of it is kept, its temp copy is
+    removed by the next run, which loads it once."""
+    warehouse, temp = tmp_path / "warehouse.duckdb", tmp_path / "tmp"
+    temp.mkdir()
+    path = tmp_path / "hostile.ndjson"
+    path.write_bytes(b"\n".join([good(1), b'{"genre": "caf\xe9"}', good(3)]) + b"\n")
+    env = {**os.environ, CRASH_AT: "raw_load", "TMPDIR": str(temp)}
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_CHILD, str(warehouse), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert [p.name for p in temp.iterdir()] != []  # the killed reader's copy is left behind
+    env.pop(CRASH_AT)
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_CHILD, str(warehouse), str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(temp.iterdir()) == []
+    with duckdb.connect(str(warehouse)) as conn:
+        assert loaded(conn, "hostile.ndjson") == [(1, "stream_1"), (3, "stream_3")]
+        assert [q[0] for q in quarantined(conn, "hostile.ndjson")] == [2]
+        assert conn.execute("select count(*) from raw.event_file_loads").fetchone() == (1,)
+        assert conn.execute(
+            "select count(distinct load_id) from raw.pending_rebuilds"
+        ).fetchone() == (1,)
