@@ -143,7 +143,8 @@ def _plan_marts(
 @contextlib.contextmanager
 def _dbt_output_unless_it_fails(quiet: bool):
     """dagster-dbt echoes every dbt log line to stdout; a quiet refresh shows them only when
-    the run fails (the run's event log in the instance keeps them either way)."""
+    the run fails unexpectedly (a failed dbt build is one line, dg.Failure, naming dbt's log;
+    the run's event log in the instance keeps them either way)."""
     if not quiet:
         yield
         return
@@ -151,6 +152,8 @@ def _dbt_output_unless_it_fails(quiet: bool):
     try:
         with contextlib.redirect_stdout(buffer):
             yield
+    except dg.Failure:
+        raise
     except BaseException:
         sys.stderr.write(buffer.getvalue()[-20_000:])
         raise

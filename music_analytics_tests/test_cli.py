@@ -103,3 +103,28 @@ def test_refresh_on_a_warehouse_locked_past_the_waits_prints_one_line(settings, 
     [line] = [line for line in capfd.readouterr().err.splitlines() if line]
     assert line.startswith(f"music-analytics: the warehouse {settings.warehouse_path} is locked")
     assert (settings.events_landing / "a.ndjson").exists()  # left for the next refresh
+
+
+def test_a_failed_dbt_build_is_one_line_naming_the_model_and_its_reason(settings):
+    """A mart table whose stream_date is text (a hand edit gone wrong) makes dbt's incremental
+    delete fail: refresh prints one line with the model, the engine's reason and dbt's log,
+    and the days stay pending for the next run."""
+    write_lines(settings.events_landing / "a.ndjson", [event(1)])
+    old = time.time() - 60
+    os.utime(settings.events_landing / "a.ndjson", (old, old))
+    with open_warehouse(WarehouseResource(database=str(settings.warehouse_path))) as conn:
+        conn.execute("create schema if not exists marts")
+        conn.execute(
+            "create table marts.fct_streams as "
+            "select 'events' as source, 'x' as stream_id, 'not a date' as stream_date"
+        )
+    status, lines = _refresh()
+    assert status == 1
+    [line] = lines
+    assert line.startswith("music-analytics: dbt build of ")
+    assert "failed: model fct_streams: Binder Error: Cannot compare values" in line
+    assert "the days stay in the rebuild ledger" in line
+    log = line.rsplit("(dbt log: ", 1)[1].removesuffix(")")
+    assert os.path.isfile(log)
+    with open_warehouse(WarehouseResource(database=str(settings.warehouse_path))) as conn:
+        assert conn.execute("select count(*) from raw.pending_rebuilds").fetchone()[0] > 0

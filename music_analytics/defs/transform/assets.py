@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DbtCliResource, DbtProject, dbt_assets
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
@@ -22,7 +23,12 @@ from music_analytics.defs.partitions import daily_partitions, partition_bounds
 from music_analytics.defs.resources import DataFolders, dbt_project, open_warehouse
 from music_analytics.defs.serving.exports import MARTS, export_built_days
 from music_analytics.defs.transform.day_events import day_materializations
-from music_analytics.defs.transform.dbt_build import dbt_state_dir, keep_parse_state, start_build
+from music_analytics.defs.transform.dbt_build import (
+    build_failure,
+    dbt_state_dir,
+    keep_parse_state,
+    start_build,
+)
 from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
@@ -169,7 +175,10 @@ def dbt_daily_models(
         context=context,
         name=context.run_id[:8],
     )
-    yield from _with_other_days(context, _crash_while_dbt_runs(invocation.stream()), plan)
+    try:
+        yield from _with_other_days(context, _crash_while_dbt_runs(invocation.stream()), plan)
+    except DagsterDbtCliRuntimeError:
+        raise build_failure(invocation, plan.days) from None
     keep_parse_state(invocation, dbt_state_dir(folders.home))
     built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
     with open_warehouse(warehouse) as conn:

@@ -8,6 +8,9 @@ made with. So:
   `[first, last]` pairs as JSON and macros/partition_window.sql reads it only while dbt
   executes (never while it parses), so a new set of days changes nothing dbt parsed.
   `dbt build --vars '{day_ranges: ...}'` by hand still works and takes precedence.
+- **A failed build is one line** (`build_failure`): the failing model or test and the line of
+  its error that says what is wrong, and where dbt's log is, instead of dagster-dbt's
+  description, which repeats the whole command (every selected node) and dbt's output.
 - **The parse state is kept per home** (`<home>/dbt/partial_parse.msgpack`): dbt's profile
   holds the warehouse path, so a state made for one home is useless to another. Each
   invocation gets its own target folder under `<home>/dbt/target/`, seeded with that state and
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import dagster as dg
 from dagster_dbt import DbtCliInvocation, DbtCliResource
 
 DAY_RANGES_ENV = "MUSIC_ANALYTICS_DBT_DAY_RANGES"
@@ -102,3 +106,52 @@ def start_build(
     environment = {DAY_RANGES_ENV: json.dumps(day_ranges), "DBT_INDIRECT_SELECTION": "cautious"}
     with _environment(**environment):
         return dbt.cli(args, context=context, target_path=target)
+
+
+_FAILED = ("error", "fail", "runtime error")
+# dbt's first line of a node's error only names the node ("Runtime Error in model x (path)"):
+# the engine's own reason is on the next line.
+_WRAPPER_PREFIXES = ("Runtime Error in", "Compilation Error in", "Database Error in")
+
+
+def _reason(message: str) -> str:
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith(_WRAPPER_PREFIXES):
+        lines = lines[1:]
+    return lines[0] if lines else "no message"
+
+
+def failed_nodes(target_path: Path) -> list[tuple[str, str, str]]:
+    """The nodes of a finished invocation that errored or failed, from its run_results.json:
+    (resource type, name, the line of dbt's message that says why)."""
+    results = target_path / "run_results.json"
+    try:
+        found = json.loads(results.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        return []
+    failed = []
+    for result in found:
+        if result.get("status") not in _FAILED:
+            continue
+        kind, _, name, *_ = result["unique_id"].split(".")  # test ids end in a hash
+        failed.append(("data test" if kind == "test" else kind, name, _reason(result.get("message"))))
+    return failed
+
+
+def build_failure(invocation: DbtCliInvocation, days: list) -> dg.Failure:
+    """The step's failure for a dbt build that failed: one line naming the first failing node
+    and why, how many others failed, that the days stay pending, and where dbt's log is."""
+    failed = failed_nodes(invocation.target_path)
+    if failed:
+        kind, name, reason = failed[0]
+        what = f"{kind} {name}: {reason}"
+        if len(failed) > 1:
+            what += f" (and {len(failed) - 1} more failing node(s))"
+    else:
+        what = f"dbt exited with code {invocation.process.returncode} before building a node"
+    span = f"{days[0]}..{days[-1]}" if days else "no day"
+    description = (
+        f"dbt build of {span} failed: {what}; the days stay in the rebuild ledger: fix the "
+        f"cause and run again (dbt log: {invocation.target_path / 'dbt.log'})"
+    )
+    return dg.Failure(description=" ".join(description.split()), allow_retries=False)
