@@ -134,7 +134,8 @@ def failed_nodes(target_path: Path) -> list[tuple[str, str, str]]:
         if result.get("status") not in _FAILED:
             continue
         kind, _, name, *_ = result["unique_id"].split(".")  # test ids end in a hash
-        failed.append(("data test" if kind == "test" else kind, name, _reason(result.get("message"))))
+        kind = "data test" if kind == "test" else kind
+        failed.append((kind, name, _reason(result.get("message"))))
     return failed
 
 
