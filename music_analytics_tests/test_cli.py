@@ -13,7 +13,8 @@ import pytest
 from music_analytics.cli import main
 from music_analytics.defs.resources import WarehouseResource, open_warehouse
 from music_analytics.lib.core import warehouse_file
-from music_analytics_tests.conftest import event, write_lines
+from music_analytics_tests.conftest import event, query, write_lines
+from music_analytics_tests.fakes.dsp_api import FakeDspApi
 from music_analytics_tests.fakes.spotify_api import FakeSpotify
 
 
@@ -53,11 +54,11 @@ def spotify(settings, httpserver, monkeypatch):
     return fake
 
 
-def _refresh() -> tuple[int, list[str]]:
+def _refresh(*args: str) -> tuple[int, list[str]]:
     """`music-analytics refresh` as a user runs it: its own process, logging unconfigured (so
     any record at WARNING or above reaches stderr); its exit status and stderr lines."""
     done = subprocess.run(
-        [sys.executable, "-m", "music_analytics.cli", "refresh"],
+        [sys.executable, "-m", "music_analytics.cli", "refresh", *args],
         capture_output=True,
         text=True,
         env=dict(os.environ),
@@ -82,6 +83,22 @@ def test_refresh_prints_nothing_for_http_conditions_the_client_handles(spotify):
     spotify.unavailable(503)
     assert _refresh() == (0, [])
     assert spotify.requests["recently_played"] == 3 and spotify.token_refreshes == 2
+
+
+def test_refresh_prints_nothing_for_dsp_api_conditions_the_client_handles(
+    settings, httpserver, monkeypatch
+):
+    """A 503 on the report request, a 500 on its status and an expired download URL are each
+    retried or renewed: the reports load and nothing reaches stderr."""
+    fake = FakeDspApi(httpserver, polls_until_processing=0, polls_until_complete=0)
+    monkeypatch.setenv("DSP_API_BASE_URL", fake.base_url)
+    monkeypatch.setenv("DSP_API_TOKEN", fake.token)
+    monkeypatch.setenv("MUSIC_ANALYTICS_START_DATE", "2025-03-01")
+    fake.script_post(503, {"error": "busy"}, {"Retry-After": "0"})
+    fake.script_get(500, {"error": "oops"}, {"Retry-After": "0"})
+    fake.expire_next_downloads()
+    assert _refresh("--start", "2025-03-02", "--end", "2025-03-02") == (0, [])
+    assert query(settings, "select count(*) from raw.dsp_report_loads") == [(3,)]
 
 
 def test_refresh_on_a_warehouse_locked_past_the_waits_prints_one_line(settings, monkeypatch, capfd):

@@ -148,7 +148,7 @@ class DspReportClient:
                     **ctx.kwargs(),
                 )
             wait = min(self.conflict_wait_seconds, remaining)
-            self.log.warning(
+            self.log.debug(  # handled: waited out, or DspApiUnavailable past the timeout
                 "the API refused a new %s: %s reports of this token are active (limit %s); "
                 "waiting %.0f s for one to finish",
                 ctx.label,
@@ -242,17 +242,17 @@ class DspReportClient:
             try:
                 report = self._get_report(ctx)
             except DspReportNotFound:
-                self.log.warning("the API no longer knows %s; requesting a new one", ctx.label)
+                self.log.info("the API no longer knows %s; requesting a new one", ctx.label)
                 report = None
             if report is not None and (report.dsp_id, report.day) != (dsp_id, day):
-                self.log.warning(
+                self.log.info(
                     "remembered %s is really %s; requesting a new one",
                     ctx.label,
                     report_label(report.dsp_id, report.day, report.report_id),
                 )
                 report = None
             elif report is not None and report.status == "failed":
-                self.log.warning(
+                self.log.info(
                     "remembered %s had failed (%s); requesting a new one", ctx.label, report.error
                 )
                 report = None
@@ -272,7 +272,7 @@ class DspReportClient:
             validate(path)
             return
         except Exception as exc:
-            self.log.warning("%s failed validation (%s); downloading it again", label, exc)
+            self.log.info("%s failed validation (%s); downloading it again", label, exc)
         try:
             # Completed reports no longer count as active, so no slot is needed.
             self.download(report, path)
@@ -280,7 +280,7 @@ class DspReportClient:
         except Exception:
             path.unlink(missing_ok=True)
             self.pending.forget(report.dsp_id, report.day)
-            self.log.error("%s failed validation twice; deleted %s", label, path)
+            self.log.warning("%s failed validation twice; deleted %s", label, path)
             raise
 
     def fetch_reports(
@@ -311,7 +311,8 @@ class DspReportClient:
             if error is not None and not isinstance(error, Exception):
                 raise error  # KeyboardInterrupt and friends stop everything
             if error is not None:
-                self.log.error("%s: %s", report_label(dsp_id, day, None), error)
+                # the caller reports the outcome's error (refresh: one line per report)
+                self.log.info("%s: %s", report_label(dsp_id, day, None), error)
             fetched = None if error is not None else future.result()
             outcomes.append(FetchOutcome(dsp_id, day, fetched, error))
         return outcomes

@@ -95,7 +95,7 @@ def download_report(
                 **ctx.kwargs(),
             )
         wait = http.retry_wait(failures - 1, attempt.retry_after)
-        http.log.warning(
+        http.log.debug(  # handled: retried, or DspDownloadError after the last attempt
             "downloading %s failed (%s); retrying in %.1f s", ctx.label, attempt.detail, wait
         )
         http.sleep(wait)

@@ -122,7 +122,7 @@ class ReportsHttp:
             if attempt + 1 >= self.max_attempts:
                 break
             wait = self.retry_wait(attempt, retry_after)
-            self.log.warning(
+            self.log.debug(  # handled: retried, or DspApiUnavailable after the last attempt
                 "%s %s for %s failed (%s); retry %d of %d in %.1f s",
                 method,
                 redact_url(url),
