@@ -32,16 +32,19 @@ def _positive(text: str) -> int:
 
 def cmd_refresh(args: argparse.Namespace) -> int:
     """Exit status: 0 all loaded and built; 1 a source failed, or a run stopped on a handled
-    error; 3 inputs were rejected; 4 the warehouse cannot be opened (main)."""
+    error; 3 inputs were rejected; 4 the warehouse is broken (it cannot be opened, main; or a
+    run found a damaged block)."""
     import dagster as dg
 
+    from music_analytics.defs.resources import WAREHOUSE_ERROR
     from music_analytics.refresh import refresh
 
     try:
         summary = refresh(args.start, args.end, log_level="INFO" if args.verbose else "WARNING")
     except dg.Failure as exc:  # a handled error that stopped a run: its reason, one line
         print(f"music-analytics: {exc.description}", file=sys.stderr)
-        return 1
+        reason = exc.metadata.get(WAREHOUSE_ERROR)
+        return 4 if reason is not None and reason.value == "broken" else 1
     built = ", ".join(f"{a}..{b}" for a, b in summary.ranges_built) or "nothing to rebuild"
     print(
         f"loaded {summary.rows_loaded} rows from {summary.files_loaded} new event file(s), "

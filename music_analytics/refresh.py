@@ -36,7 +36,11 @@ from music_analytics.lib.core.plans import (
 from music_analytics.lib.core.rebuild_ledger import read_pending
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
-from music_analytics.lib.core.warehouse_file import check_warehouse, connect_warehouse
+from music_analytics.lib.core.warehouse_file import (
+    check_warehouse,
+    connect_warehouse,
+    corruption_as_warehouse_error,
+)
 from music_analytics.refresh_dsp import refresh_dsp_reports
 from music_analytics.refresh_spotify import refresh_spotify
 
@@ -123,7 +127,10 @@ def _plan_marts(
     the event marts, not the DSP and Spotify ones, which it did not change.
     """
     first, last = partition_bounds(settings.start_date)
-    with connect_warehouse(settings.warehouse_path) as conn:
+    with (
+        connect_warehouse(settings.warehouse_path) as conn,
+        corruption_as_warehouse_error(settings.warehouse_path),
+    ):
         ensure_raw_tables(conn)
         pending = read_pending(conn)
     job = defs.resolve_job_def("daily_marts_job")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -145,3 +146,53 @@ def test_a_failed_dbt_build_is_one_line_naming_the_model_and_its_reason(settings
     assert os.path.isfile(log)
     with open_warehouse(WarehouseResource(database=str(settings.warehouse_path))) as conn:
         assert conn.execute("select count(*) from raw.pending_rebuilds").fetchone()[0] > 0
+
+
+def test_a_damaged_block_found_by_a_later_query_is_the_warehouse_line_and_exit_4(settings):
+    """The file opens, but a block of raw.stream_events fails its checksum when a rebuild of
+    its day reads it: refresh prints the warehouse's one line (what to do, what a rebuild
+    recovers) and exits 4, as for a file that does not open."""
+    path = write_lines(settings.events_landing / "a.ndjson", [event(n) for n in range(30_000)])
+    old = time.time() - 60
+    os.utime(path, (old, old))
+    assert main(["refresh"]) == 0
+    day = json.loads(path.read_text().splitlines()[0])["stream_start_time"][:10]
+    with open_warehouse(WarehouseResource(database=str(settings.warehouse_path))) as conn:
+        [(block,)] = conn.execute(
+            "select distinct block_id from pragma_storage_info('raw.stream_events') "
+            "where column_name = 'user_id' and block_id >= 0"
+        ).fetchall()
+        block_size = conn.execute("pragma database_size").fetchone()[2]
+    with open(settings.warehouse_path, "r+b") as handle:
+        handle.seek(3 * 4096 + block * block_size + 64)  # past the three header blocks
+        handle.write(b"\xa5" * 4096)
+    with open_warehouse(WarehouseResource(database=str(settings.warehouse_path))) as conn:
+        assert conn.execute("select count(*) from raw.event_file_loads").fetchone() == (1,)
+    status, lines = _refresh("--start", day, "--end", day)
+    assert status == 4
+    [line] = lines
+    assert line.startswith(f"music-analytics: the warehouse {settings.warehouse_path} is corrupt")
+    assert "Corrupt database file" in line and "move it aside" in line
+
+
+def test_a_step_whose_query_reads_a_damaged_block_fails_with_the_warehouse_line(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    with open_warehouse(WarehouseResource(database=str(path))) as conn:
+        conn.execute("create table t as select md5(range::varchar) as s from range(100000)")
+        conn.execute("checkpoint")
+        [(block,)] = conn.execute(
+            "select distinct block_id from pragma_storage_info('t') "
+            "where column_name = 's' and block_id >= 0 limit 1"
+        ).fetchall()
+        block_size = conn.execute("pragma database_size").fetchone()[2]
+    with open(path, "r+b") as handle:
+        handle.seek(3 * 4096 + block * block_size + 64)
+        handle.write(b"\xa5" * 4096)
+    with (
+        pytest.raises(dg.Failure) as caught,
+        open_warehouse(WarehouseResource(database=str(path))) as conn,
+    ):
+        conn.execute("select max(s) from t").fetchall()
+    assert caught.value.description.startswith(f"the warehouse {path} is corrupt or truncated")
+    assert caught.value.allow_retries is False
+    assert caught.value.metadata["warehouse_error"].value == "broken"

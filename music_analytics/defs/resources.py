@@ -31,7 +31,11 @@ from music_analytics.lib.core.settings import (
     Settings,
     dsp_archive,
 )
-from music_analytics.lib.core.warehouse_file import WarehouseFileError, connect_warehouse
+from music_analytics.lib.core.warehouse_file import (
+    WarehouseFileError,
+    connect_warehouse,
+    corruption_as_warehouse_error,
+)
 from music_analytics.lib.core.zip_safety import ZipLimits
 from music_analytics.lib.dsp.api_client import DspReportClient
 from music_analytics.lib.dsp.api_polling import DEFAULT_POLL_DELAYS
@@ -108,20 +112,34 @@ class WarehouseResource(DuckDBResource):
             conn.close()
 
 
+WAREHOUSE_ERROR = "warehouse_error"  # dg.Failure metadata: a WarehouseFileError's reason
+
+
+def warehouse_failure(exc: WarehouseFileError) -> dg.Failure:
+    """The step failure for a warehouse that cannot be used: its one line, not retried, and
+    its reason in the metadata (`refresh` exits 4 for a broken file, as before any run)."""
+    return dg.Failure(
+        description=str(exc), allow_retries=False, metadata={WAREHOUSE_ERROR: exc.reason}
+    )
+
+
 @contextmanager
 def open_warehouse(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
     """`warehouse.get_connection()`, closed even when the block raises (dagster-duckdb's own
     context manager skips the close on an exception, keeping the file open in this process).
 
-    A warehouse that cannot be opened fails the step with its one-line reason (dg.Failure),
-    not retried: no retry repairs a broken file."""
+    A warehouse that cannot be opened, or whose block a query finds damaged, fails the step
+    with its one-line reason (dg.Failure), not retried: no retry repairs a broken file."""
     try:
         opened = warehouse.get_connection()
         conn = opened.__enter__()
     except WarehouseFileError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from None
+        raise warehouse_failure(exc) from None
     try:
-        yield conn
+        with corruption_as_warehouse_error(warehouse.database):
+            yield conn
+    except WarehouseFileError as exc:  # a damaged block, found by a query of the step
+        raise warehouse_failure(exc) from None
     finally:
         conn.close()
         opened.__exit__(None, None, None)

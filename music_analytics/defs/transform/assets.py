@@ -178,7 +178,7 @@ def dbt_daily_models(
     try:
         yield from _with_other_days(context, _crash_while_dbt_runs(invocation.stream()), plan)
     except DagsterDbtCliRuntimeError:
-        raise build_failure(invocation, plan.days) from None
+        raise build_failure(invocation, plan.days, warehouse.database) from None
     keep_parse_state(invocation, dbt_state_dir(folders.home))
     built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
     with open_warehouse(warehouse) as conn:

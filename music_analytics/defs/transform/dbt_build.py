@@ -31,6 +31,9 @@ from pathlib import Path
 import dagster as dg
 from dagster_dbt import DbtCliInvocation, DbtCliResource
 
+from music_analytics.defs.resources import warehouse_failure
+from music_analytics.lib.core.warehouse_file import broken_warehouse_error, is_corrupt_block
+
 DAY_RANGES_ENV = "MUSIC_ANALYTICS_DBT_DAY_RANGES"
 PARSE_STATE = "partial_parse.msgpack"
 KEEP_TARGETS = 10
@@ -139,10 +142,14 @@ def failed_nodes(target_path: Path) -> list[tuple[str, str, str]]:
     return failed
 
 
-def build_failure(invocation: DbtCliInvocation, days: list) -> dg.Failure:
+def build_failure(invocation: DbtCliInvocation, days: list, warehouse: str | Path) -> dg.Failure:
     """The step's failure for a dbt build that failed: one line naming the first failing node
-    and why, how many others failed, that the days stay pending, and where dbt's log is."""
+    and why, how many others failed, that the days stay pending, and where dbt's log is; for
+    a damaged block of the warehouse, the warehouse's own line (warehouse_file.py)."""
     failed = failed_nodes(invocation.target_path)
+    for _, _, reason in failed:
+        if is_corrupt_block(reason):
+            return warehouse_failure(broken_warehouse_error(Path(warehouse), reason))
     if failed:
         kind, name, reason = failed[0]
         what = f"{kind} {name}: {reason}"

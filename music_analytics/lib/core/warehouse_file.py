@@ -11,7 +11,8 @@ file, what DuckDB found and what to do, including which inputs a rebuild can rel
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,8 @@ _BROKEN_MARKERS = (
     "checksum",
     "is not a database",
 )
+# A file that opens can still hold a damaged block: DuckDB says so when a query reads it.
+_CORRUPT_BLOCK_MARKER = "corrupt database file"
 _LOCK_MARKER = "could not set lock"
 LOCK_WAITS_SECONDS = (0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2)  # dagster-duckdb's
 
@@ -63,6 +66,23 @@ def is_broken_file(exc: BaseException) -> bool:
     return any(marker in text for marker in _BROKEN_MARKERS)
 
 
+def is_corrupt_block(message: str) -> bool:
+    """True when a query's error says a block of the file failed its checksum."""
+    return _CORRUPT_BLOCK_MARKER in message.lower()
+
+
+@contextmanager
+def corruption_as_warehouse_error(path: Path | str) -> Iterator[None]:
+    """Turn DuckDB's error for a damaged block, raised by any query of the block, into the
+    one-line WarehouseFileError (`broken_warehouse_error`); other errors pass unchanged."""
+    try:
+        yield
+    except duckdb.Error as exc:
+        if is_corrupt_block(str(exc)):
+            raise broken_warehouse_error(Path(path), exc) from None
+        raise
+
+
 def rebuild_advice(home: Path) -> str:
     """Which inputs a rebuild from an empty warehouse can reload, and which it cannot.
 
@@ -96,11 +116,13 @@ def rebuild_advice(home: Path) -> str:
     )
 
 
-def broken_warehouse_error(path: Path, exc: BaseException) -> WarehouseFileError:
-    """The one-line error for a corrupt or truncated warehouse, with what a rebuild recovers."""
+def broken_warehouse_error(path: Path, exc: BaseException | str) -> WarehouseFileError:
+    """The one-line error for a corrupt or truncated warehouse, with what a rebuild recovers
+    (`exc`: DuckDB's error, or its message as another process reported it)."""
     path = Path(path)
+    found = exc if isinstance(exc, str) else _first_line(exc)
     return WarehouseFileError(
-        f"the warehouse {path} is corrupt or truncated (DuckDB: {_first_line(exc)}): restore "
+        f"the warehouse {path} is corrupt or truncated (DuckDB: {found}): restore "
         f"it from a backup, or move it aside (mv {path} {path}.broken) and run `music-analytics "
         f"refresh` to rebuild it; {rebuild_advice(path.parent)}",
         reason="broken",
