@@ -5,10 +5,12 @@ Each reader runs in a fresh child that prints its seconds and its own peak RSS (
 DSP meta reader (`read_report_meta`) and the Spotify reader (`read_history_file`) on a file
 nested 10,000 deep (refused at the depth cap), and on a 100 MB export: a DSP report of about
 100 MB of JSON with `data` before `meta` (the meta reader skips all of data), and a 100 MB
-Spotify extended-history file (the reader keeps the file's typed plays for the import, so
-its memory grows with the plays; the JSON reader alone, iterating the same file's rows, is
-measured beside it, and plain unbounded ijson for what the checks cost). BENCH_JSON_MB
-(default 100) sizes the large files.
+Spotify extended-history file: read alone (the reader then keeps the file's typed plays, so
+its memory grows with the plays), and imported as the asset imports it (`spotify_import`:
+rows staged in DuckDB as they are parsed, DuckDB capped at history_load.STAGING_MEMORY_LIMIT,
+into a fresh warehouse); the JSON reader alone, iterating the same file's rows, is measured
+beside it, and plain unbounded ijson for what the checks cost. BENCH_JSON_MB (default 100)
+sizes the large files.
 """
 
 from __future__ import annotations
@@ -41,6 +43,19 @@ try:
     elif reader == "spotify":
         from music_analytics.lib.spotify.history import read_history_file
         read_history_file(path)
+    elif reader == "spotify_import":  # as the asset imports: rows staged in DuckDB as parsed
+        import duckdb
+        from music_analytics.lib.core.warehouse import ensure_raw_tables
+        from music_analytics.lib.spotify.history import read_history_file
+        from music_analytics.lib.spotify.history_load import HistoryStaging, import_history_file
+        conn = duckdb.connect(str(path.with_suffix(".duckdb")))
+        ensure_raw_tables(conn)
+        staging = HistoryStaging(conn)
+        for history in read_history_file(path, sink=staging.add):
+            import_history_file(conn, history, staging=staging)
+        staging.close()
+        conn.close()
+        path.with_suffix(".duckdb").unlink()
     elif reader == "rows":
         from music_analytics.lib.core.json_reader import BoundedJsonStream, iter_array_items
         with path.open("rb") as raw:
@@ -139,6 +154,7 @@ def bench_json_readers(work: Path) -> dict:
     files[f"dsp_meta_{big}"] = ("dsp_meta", _dsp_report(folder / "big.zip", EXPORT_MB))
     export = _spotify_export(folder / "Streaming_History_Audio_2015_1.json", EXPORT_MB)
     files[f"spotify_{big}"] = ("spotify", export)
+    files[f"spotify_import_{big}"] = ("spotify_import", export)
     files[f"json_reader_only_{big}"] = ("rows", export)
     files[f"plain_ijson_{big}"] = ("ijson", export)
     figures: dict = {}

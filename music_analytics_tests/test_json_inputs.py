@@ -303,3 +303,68 @@ def test_readers_finish_under_an_address_space_limit(tmp_path: Path) -> None:
     assert "longer than 65536 bytes" in reasons["dsp_long_string.zip"]
     assert reasons["events.body"].startswith("the body's JSON array: record 1 nests deeper")
     assert DEFAULTS["MUSIC_ANALYTICS_JSON_MAX_DEPTH"] == "64"
+
+
+IMPORTER = """
+import json, resource, sys
+from pathlib import Path
+import duckdb
+import music_analytics.lib.spotify.history_load as history_load
+from music_analytics.lib.core.warehouse import ensure_raw_tables
+from music_analytics.lib.spotify.history import read_history_file
+history_load.STAGING_MEMORY_LIMIT = "64MB"
+path, database = Path(sys.argv[1]), sys.argv[2]
+conn = duckdb.connect(database)
+ensure_raw_tables(conn)
+staging = history_load.HistoryStaging(conn)
+[history] = read_history_file(path, sink=staging.add)
+result = history_load.import_history_file(conn, history, staging=staging)
+staging.close()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(json.dumps({"plays": result.plays_loaded, "held": len(history.plays), "peak_mb": peak}))
+"""
+
+
+def _export(path: Path, megabytes: int) -> int:
+    """A Streaming_History_Audio file of about `megabytes` of distinct music plays."""
+    row = {"platform": "android", "ms_played": 201000, "conn_country": "DE",
+           "master_metadata_track_name": "Golden Waves",
+           "master_metadata_album_artist_name": "Chloe Marchand",
+           "master_metadata_album_album_name": "Blue Skyline",
+           "spotify_track_uri": "spotify:track:4uLU6hMCjMI75M1A2tKUQC",
+           "reason_start": "clickrow", "reason_end": "trackdone", "shuffle": True}  # fmt: skip
+    rows, written = 0, 0
+    with path.open("w") as out:
+        out.write("[")
+        while written < megabytes << 20:
+            day, second = divmod(rows, 86_400)
+            row["ts"] = (
+                f"2015-{1 + day // 28 % 12:02d}-{1 + day % 28:02d}T{second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"  # noqa: E501
+            )
+            line = ("," if rows else "") + json.dumps(row)
+            written += out.write(line)
+            rows += 1
+        out.write("]")
+    return rows
+
+
+def test_a_spotify_export_imports_in_memory_that_does_not_grow_with_it(tmp_path: Path) -> None:
+    """The import stages a file's rows in DuckDB as they are parsed (history_load.py): with
+    DuckDB's cap at 64 MB, an export three times larger peaks within a few MB of the other
+    (holding the parsed plays, as before, cost about 5 MB of memory per MB of export)."""
+    peaks = {}
+    for megabytes in (20, 60):
+        path = tmp_path / f"{megabytes}" / "Streaming_History_Audio_2015_0.json"
+        path.parent.mkdir()
+        rows = _export(path, megabytes)
+        done = subprocess.run(
+            [sys.executable, "-c", IMPORTER, str(path), str(path.parent / "w.duckdb")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        out = json.loads(done.stdout.splitlines()[-1])
+        assert out["plays"] == rows and out["held"] == 0
+        peaks[megabytes] = out["peak_mb"]
+    assert peaks[60] - peaks[20] < 30, peaks

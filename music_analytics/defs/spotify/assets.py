@@ -17,7 +17,7 @@ from music_analytics.lib.spotify.errors import (
     SpotifyRateLimited,
 )
 from music_analytics.lib.spotify.history import read_history_file
-from music_analytics.lib.spotify.history_load import import_history_file
+from music_analytics.lib.spotify.history_load import HistoryStaging, import_history_file
 from music_analytics.lib.spotify.history_shapes import SpotifyHistoryError
 from music_analytics.lib.spotify.load import last_cursor, record_poll
 from music_analytics.lib.spotify.metadata_load import (
@@ -185,17 +185,21 @@ def spotify_history_files(
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)
         for path in paths:
+            # The file's rows are staged in DuckDB as they are parsed (flat memory), imported
+            # member by member once the whole file read cleanly.
+            staging = HistoryStaging(conn)
             try:
-                files = read_history_file(path, json_limits=folders.json_limits)
+                files = read_history_file(path, json_limits=folders.json_limits, sink=staging.add)
             except SpotifyHistoryError as exc:
                 # Handled: set aside with its reason; the other files still import.
+                staging.close()
                 failures[str(path)] = str(exc)
                 context.log.warning(str(exc))
                 if path.parent == landing:
                     reject_file(path, str(exc))
                 continue
             for history_file in files:
-                result = import_history_file(conn, history_file)
+                result = import_history_file(conn, history_file, staging=staging)
                 loaded += result.status == "loaded"
                 duplicates += result.status == "duplicate"
                 plays += result.plays_loaded
@@ -204,6 +208,7 @@ def spotify_history_files(
                 already += result.plays_already_loaded
                 quarantined += result.rows_quarantined
                 days.update(result.days_touched)
+            staging.close()
             if path.parent == landing:
                 folders.spotify_history_archive.mkdir(parents=True, exist_ok=True)
                 shutil.move(path, folders.spotify_history_archive / path.name)

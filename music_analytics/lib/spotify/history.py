@@ -16,12 +16,13 @@ a ZIP without any streaming-history member is refused: it is not an export this 
 Every file and member is streamed through the bounded JSON reader (lib/core/json_reader.py):
 a row nested deeper than MUSIC_ANALYTICS_JSON_MAX_DEPTH, or larger than its record or string
 caps, rejects the file with a reason naming the row and the limit, and the parser never holds
-more than one row; the plays parsed from the file are kept (as typed rows) for its import.
+more than one row. The parsed rows are handed to a sink in batches when one is given (the
+import stages them in DuckDB, history_load.py), else kept in the HistoryFile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,6 +51,7 @@ from music_analytics.lib.spotify.history_shapes import (
     is_history_file_name,
 )
 
+Sink = Callable[[HistoryFile], object]
 _FIX_UNSAFE = "do not load it; use the ZIP exactly as Spotify mailed it"
 _END = object()
 _FIRST_BYTE_TYPE = {ord("{"): "object", ord('"'): "string", ord("t"): "boolean",
@@ -64,13 +66,24 @@ _FIX_NO_HISTORY = (
 
 
 def _parse_stream(
-    raw: IO[bytes], *, name: str, source_file: str, member: str | None, json_limits: JsonLimits
+    raw: IO[bytes],
+    *,
+    name: str,
+    source_file: str,
+    member: str | None,
+    json_limits: JsonLimits,
+    sink: Sink | None,
 ) -> HistoryFile:
-    """Stream one file's array of rows into plays and quarantined rows."""
+    """Stream one file's array of rows into plays and quarantined rows (handed to `sink` in
+    batches, when given)."""
     stream = BoundedJsonStream(raw, json_limits, records_depth=1)
     try:
         result = parse_history_rows(
-            _rows(stream, source_file, member), name=name, source_file=source_file, member=member
+            _rows(stream, source_file, member),
+            name=name,
+            source_file=source_file,
+            member=member,
+            sink=sink,
         )
     except JsonLimitError as exc:
         raise history_error(source_file, member, exc.problem, LIMIT_ACTION) from None
@@ -96,7 +109,9 @@ def _rows(stream: BoundedJsonStream, source_file: str, member: str | None) -> It
         yield from items
 
 
-def _read_zip(path: Path, limits: ZipLimits, json_limits: JsonLimits) -> list[HistoryFile]:
+def _read_zip(
+    path: Path, limits: ZipLimits, json_limits: JsonLimits, sink: Sink | None
+) -> list[HistoryFile]:
     """One HistoryFile per history member, each streamed behind ZIP safety's counter."""
     source = str(path)
     files = []
@@ -115,6 +130,7 @@ def _read_zip(path: Path, limits: ZipLimits, json_limits: JsonLimits) -> list[Hi
                             source_file=source,
                             member=name,
                             json_limits=json_limits,
+                            sink=sink,
                         )
                     )
     except UnsafeZipError as exc:
@@ -128,11 +144,15 @@ def read_history_file(
     *,
     limits: ZipLimits = SPOTIFY_EXPORT_LIMITS,
     json_limits: JsonLimits = DEFAULT_JSON_LIMITS,
+    sink: Sink | None = None,
 ) -> list[HistoryFile]:
     """Parse a history .json file (one HistoryFile) or a Spotify export ZIP (one per member).
 
     Non-history members of a ZIP are ignored; a ZIP without a history member is an error.
     Raises SpotifyHistoryError naming the file (and member) when it cannot be read at all.
+    With a `sink` (history_load.HistoryStaging.add), each file's rows are handed to it in
+    batches as they are parsed, and the HistoryFiles returned hold only their counts: memory
+    stays flat whatever the export's size.
     """
     path = Path(path)
     source = str(path)
@@ -140,7 +160,7 @@ def read_history_file(
         raise history_error(source, None, "no such file", "check the path")
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        return _read_zip(path, limits, json_limits)
+        return _read_zip(path, limits, json_limits, sink)
     if suffix != ".json":
         raise history_error(
             source, None, "not a .json or .zip file", "drop the export's files or ZIP"
@@ -152,7 +172,12 @@ def read_history_file(
         with path.open("rb") as stream:
             return [
                 _parse_stream(
-                    stream, name=path.name, source_file=source, member=None, json_limits=json_limits
+                    stream,
+                    name=path.name,
+                    source_file=source,
+                    member=None,
+                    json_limits=json_limits,
+                    sink=sink,
                 )
             ]
     except OSError as exc:

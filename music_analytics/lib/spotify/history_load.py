@@ -74,10 +74,10 @@ _HISTORY_COLUMNS = (
 _TIMESTAMPS = {"ended_at", "offline_timestamp"}
 
 
-def _history_frame(plays: Sequence[Any], history_file: Any) -> pd.DataFrame:
-    """The file's plays as columns; a play without its own shape/source/member takes the
-    file's."""
-    columns: dict[str, tuple[str, list[Any]]] = {}
+def _history_frame(plays: Sequence[Any], history_file: Any, stage: int) -> pd.DataFrame:
+    """The plays as columns, tagged with their file's stage number; a play without its own
+    shape/source/member takes the file's."""
+    columns: dict[str, tuple[str, list[Any]]] = {"stage": ("L", [stage] * len(plays))}
     defaults = {
         "shape": getattr(history_file, "shape", None),
         "source_file": str(history_file.source_file),
@@ -100,11 +100,96 @@ def _history_frame(plays: Sequence[Any], history_file: Any) -> pd.DataFrame:
     return typed_frame(columns)
 
 
+def _quarantine_frame(quarantined: Sequence[Any], history_file: Any, stage: int) -> pd.DataFrame:
+    source_file, member = str(history_file.source_file), getattr(history_file, "member", None)
+    return typed_frame(
+        {
+            "stage": ("L", [stage] * len(quarantined)),
+            "source_file": ("s", [str(q.source_file or source_file) for q in quarantined]),
+            "member": ("s", [getattr(q, "member", None) or member for q in quarantined]),
+            "row_number": ("L", [q.row_number for q in quarantined]),
+            "row_json": ("s", [_json_text(q.row_json) for q in quarantined]),
+            "error": ("s", [str(q.error) for q in quarantined]),
+        }
+    )
+
+
+_STAGED_PLAYS = "spotify_history_staged"  # temp tables of a HistoryStaging
+# DuckDB's memory while a staging is open: past it the temp tables, and the import's
+# de-duplication of a file's plays, spill to disk, so an export's size does not set the peak.
+STAGING_MEMORY_LIMIT = "256MB"
+_STAGED_QUARANTINE = "spotify_history_quarantine_staged"
+
+
+class HistoryStaging:
+    """Parsed rows of export files, staged in DuckDB temp tables until their import.
+
+    `add` is the reader's sink (history.read_history_file): each batch of a file's rows goes
+    to the temp tables, tagged with the file's stage number, so Python holds one batch at a
+    time, and DuckDB's memory is capped at STAGING_MEMORY_LIMIT while the staging is open
+    (the temp tables spill to disk past it; the cap is the database's, put back by `close`).
+    `discard` drops what a file that turned out unreadable staged; `close` drops the tables.
+    Temp tables vanish with the connection, so a process killed mid-file leaves nothing.
+    """
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
+        self.conn = conn
+        self._stages: dict[int, int] = {}  # id(HistoryFile) -> stage number
+        self._memory_limit = conn.execute("select current_setting('memory_limit')").fetchone()[0]
+        conn.execute(f"set memory_limit = '{STAGING_MEMORY_LIMIT}'")
+        conn.execute(f"drop table if exists {_STAGED_PLAYS}")
+        conn.execute(f"drop table if exists {_STAGED_QUARANTINE}")
+        conn.execute(
+            f"create temp table {_STAGED_PLAYS} as select 0::bigint as stage, "
+            f"{', '.join(name for name, _ in _HISTORY_COLUMNS)} "
+            f"from {RAW_SCHEMA}.spotify_history limit 0"
+        )
+        conn.execute(
+            f"create temp table {_STAGED_QUARANTINE} as select 0::bigint as stage, source_file, "
+            f"member, row_number, row_json, error from {RAW_SCHEMA}.spotify_history_quarantine "
+            "limit 0"
+        )
+
+    def stage_of(self, history_file: Any) -> int:
+        return self._stages.setdefault(id(history_file), len(self._stages))
+
+    def add(self, history_file: Any) -> None:
+        """Stage the rows the file holds now (its plays and quarantined rows)."""
+        stage = self.stage_of(history_file)
+        for table, frame in (
+            (_STAGED_PLAYS, _history_frame(history_file.plays, history_file, stage)),
+            (_STAGED_QUARANTINE, _quarantine_frame(history_file.quarantined, history_file, stage)),
+        ):
+            if len(frame):
+                self.conn.register("history_batch", frame)
+                try:
+                    self.conn.execute(f"insert into {table} by name select * from history_batch")
+                finally:
+                    self.conn.unregister("history_batch")
+
+    def discard(self) -> None:
+        """Forget everything staged (a file that failed half-way)."""
+        self.conn.execute(f"delete from {_STAGED_PLAYS}")
+        self.conn.execute(f"delete from {_STAGED_QUARANTINE}")
+        self._stages.clear()
+
+    def close(self) -> None:
+        self.conn.execute(f"drop table if exists {_STAGED_PLAYS}")
+        self.conn.execute(f"drop table if exists {_STAGED_QUARANTINE}")
+        self.conn.execute(f"set memory_limit = '{self._memory_limit}'")
+
+
 def import_history_file(
-    conn: duckdb.DuckDBPyConnection, history_file: Any, *, now: datetime | None = None
+    conn: duckdb.DuckDBPyConnection,
+    history_file: Any,
+    *,
+    now: datetime | None = None,
+    staging: HistoryStaging | None = None,
 ) -> HistoryImportResult:
     """Import one export file (a `HistoryFile`: one JSON file or one ZIP member).
 
+    Its rows come from `staging` when the reader handed them there (`read_history_file(...,
+    sink=staging.add)`), else from the HistoryFile itself (staged here first).
     One transaction: a file whose content_sha256 is in raw.spotify_history_files is a
     `duplicate` and writes nothing; otherwise its plays whose play_key is not stored yet
     (the rest count as `plays_already_loaded`, as do repeats within the file), its quarantined
@@ -118,18 +203,33 @@ def import_history_file(
     sha = history_file.content_sha256
     if not sha:
         raise SpotifyLoadError(f"cannot import Spotify export file {name}: no content hash")
-    plays = list(history_file.plays)
-    quarantined = list(history_file.quarantined)
-    history_rows = _history_frame(plays, history_file)
-    quarantine_rows = typed_frame(
-        {
-            "source_file": ("s", [str(q.source_file or source_file) for q in quarantined]),
-            "member": ("s", [getattr(q, "member", None) or member for q in quarantined]),
-            "row_number": ("L", [q.row_number for q in quarantined]),
-            "row_json": ("s", [_json_text(q.row_json) for q in quarantined]),
-            "error": ("s", [str(q.error) for q in quarantined]),
-        }
-    )
+    own = staging is None
+    if staging is None:
+        staging = HistoryStaging(conn)
+        staging.add(history_file)
+    try:
+        return _import_staged(conn, history_file, staging, name, now)
+    finally:
+        if own:
+            staging.close()
+
+
+def _import_staged(
+    conn: duckdb.DuckDBPyConnection,
+    history_file: Any,
+    staging: HistoryStaging,
+    name: str,
+    now: datetime | None,
+) -> HistoryImportResult:
+    source_file = str(history_file.source_file)
+    member = getattr(history_file, "member", None)
+    sha = history_file.content_sha256
+    stage = staging.stage_of(history_file)
+    play_count = getattr(history_file, "play_count", None)
+    plays_total = len(history_file.plays) if play_count is None else play_count
+    quarantined_count = getattr(history_file, "quarantined_count", None)
+    if quarantined_count is None:
+        quarantined_count = len(history_file.quarantined)
     listed = ", ".join(name for name, _ in _HISTORY_COLUMNS)
 
     def work(write: RawWrite) -> HistoryImportResult:
@@ -141,22 +241,22 @@ def import_history_file(
         if seen is not None:
             return HistoryImportResult(None, source_file, member, "duplicate")
         loaded = 0
-        if plays:
+        if plays_total:
             # New keys only, and each key once (the first row of the file wins).
             loaded = conn.execute(
                 f"insert into {RAW_SCHEMA}.spotify_history ({listed}, load_id, loaded_at) "
-                f"select {listed}, ?, ? from spotify_history_rows "
-                f"where play_key not in (select play_key from {RAW_SCHEMA}.spotify_history) "
+                f"select {listed}, ?, ? from {_STAGED_PLAYS} where stage = ? "
+                f"and play_key not in (select play_key from {RAW_SCHEMA}.spotify_history) "
                 "qualify row_number() over (partition by play_key order by row_number) = 1",
-                [load_id, loaded_at],
+                [load_id, loaded_at, stage],
             ).fetchone()[0]
-        if quarantined:
+        if quarantined_count:
             conn.execute(
                 f"insert into {RAW_SCHEMA}.spotify_history_quarantine (source_file, member, "
                 "row_number, row_json, error, load_id, loaded_at) "
                 "select source_file, member, row_number, row_json, error, ?, ? "
-                "from spotify_history_quarantine_rows",
-                [load_id, loaded_at],
+                f"from {_STAGED_QUARANTINE} where stage = ?",
+                [load_id, loaded_at, stage],
             )
         conn.execute(
             f"insert into {RAW_SCHEMA}.spotify_history_files (load_id, source_file, member, "
@@ -169,8 +269,8 @@ def import_history_file(
                 sha,
                 getattr(history_file, "shape", None) or "unknown",
                 loaded,
-                len(plays) - loaded,
-                len(quarantined),
+                plays_total - loaded,
+                quarantined_count,
                 loaded_at,
             ],
         )
@@ -203,15 +303,11 @@ def import_history_file(
             music_plays=kinds.get("music", 0),
             episodes=kinds.get("podcast", 0) + kinds.get("audiobook", 0),
             excluded=loaded - sum(kinds.get(k, 0) for k in ("music", "podcast", "audiobook")),
-            plays_already_loaded=len(plays) - loaded,
-            rows_quarantined=len(quarantined),
+            plays_already_loaded=plays_total - loaded,
+            rows_quarantined=quarantined_count,
             days_touched=list(days),
             new_track_ids=[row[0] for row in new_tracks],
         )
 
-    frames = {
-        "spotify_history_rows": history_rows,
-        "spotify_history_quarantine_rows": quarantine_rows,
-    }
     loaded_at = _naive_utc(now) if now is not None else None
-    return _in_transaction(conn, f"Spotify export file {name}", work, frames, loaded_at=loaded_at)
+    return _in_transaction(conn, f"Spotify export file {name}", work, loaded_at=loaded_at)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from pathlib import PurePosixPath
@@ -248,15 +248,25 @@ def _shape_row(rows: Iterator[Any]) -> tuple[dict, list[Any]]:
     return {}, held
 
 
+SINK_BATCH_ROWS = 20_000  # rows parsed before they are handed to a sink
+
+
 def parse_history_rows(
-    rows: Iterable[Any], *, name: str, source_file: str, member: str | None = None
+    rows: Iterable[Any],
+    *,
+    name: str,
+    source_file: str,
+    member: str | None = None,
+    sink: Callable[[HistoryFile], object] | None = None,
 ) -> HistoryFile:
     """Parse the rows of one history file (a list, or a stream of them) into plays and
     quarantined rows.
 
     `name` is the file's (or member's) name, used for the shape when no row among the first
     thousand tells it, and for the rows of an account-data podcast file. Raises
-    SpotifyHistoryError when the shape cannot be told.
+    SpotifyHistoryError when the shape cannot be told. With a `sink`, the parsed rows are
+    handed to it every SINK_BATCH_ROWS rows and at the end (`HistoryFile.hand_over`), so a
+    file's rows are never all held at once.
     """
     rows = iter(rows)
     first, held = _shape_row(rows)
@@ -283,12 +293,20 @@ def parse_history_rows(
             result.quarantined.append(
                 QuarantinedRow(source_file, member, number, _row_json(row), str(exc))
             )
-            continue
-        result.plays.append(
-            HistoryPlay(
-                **values, shape=shape, source_file=source_file, member=member, row_number=number
+        else:
+            result.plays.append(
+                HistoryPlay(
+                    **values,
+                    shape=shape,
+                    source_file=source_file,
+                    member=member,
+                    row_number=number,
+                )
             )
-        )
+        if sink is not None and len(result.plays) + len(result.quarantined) >= SINK_BATCH_ROWS:
+            result.hand_over(sink)
+    if sink is not None:
+        result.hand_over(sink)
     return result
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
@@ -113,7 +114,9 @@ class HistoryFile:
     """One history file (or ZIP member): its shape, plays, quarantined rows and content hash.
 
     `content_sha256` is the hash of the file's (member's) bytes, so the same file imported
-    again, loose or inside another ZIP, is recognised.
+    again, loose or inside another ZIP, is recognised. Read with a sink (history.py), the
+    parsed rows are handed over in batches: `plays` and `quarantined` then hold only the rows
+    not handed over yet, and `plays_handed`/`quarantined_handed` count the others.
     """
 
     source_file: str
@@ -122,6 +125,24 @@ class HistoryFile:
     plays: list[HistoryPlay] = field(default_factory=list)
     quarantined: list[QuarantinedRow] = field(default_factory=list)
     content_sha256: str = ""
+    plays_handed: int = 0
+    quarantined_handed: int = 0
+
+    @property
+    def play_count(self) -> int:
+        return self.plays_handed + len(self.plays)
+
+    @property
+    def quarantined_count(self) -> int:
+        return self.quarantined_handed + len(self.quarantined)
+
+    def hand_over(self, sink: Callable[[HistoryFile], object]) -> None:
+        """Give the rows held to `sink` (which stores them), then forget them."""
+        sink(self)
+        self.plays_handed += len(self.plays)
+        self.quarantined_handed += len(self.quarantined)
+        self.plays.clear()
+        self.quarantined.clear()
 
 
 def history_error(
