@@ -117,7 +117,7 @@ def _quarantine_frame(quarantined: Sequence[Any], history_file: Any, stage: int)
 _STAGED_PLAYS = "spotify_history_staged"  # temp tables of a HistoryStaging
 # DuckDB's memory while a staging is open: past it the temp tables, and the import's
 # de-duplication of a file's plays, spill to disk, so an export's size does not set the peak.
-STAGING_MEMORY_LIMIT = "256MB"
+STAGING_MEMORY_LIMIT = "128MB"
 _STAGED_QUARANTINE = "spotify_history_quarantine_staged"
 
 
