@@ -13,6 +13,7 @@ import sqlalchemy
 from music_analytics.lib.core.crash_points import CRASH_AT
 from music_analytics.lib.core.exports import (
     STAGING_PREFIX,
+    connect_bi_database,
     day_folder,
     export_mart_days,
     export_mart_values,
@@ -50,7 +51,7 @@ def test_each_day_is_one_parquet_file_with_its_rows(conn, tmp_path):
     assert not list(exports.rglob(".data-*"))  # no temporary file left behind
 
 
-def test_a_rebuilt_day_replaces_its_file_and_an_emptied_day_loses_it(conn, tmp_path):
+def test_a_rebuilt_day_replaces_its_file_and_an_emptied_day_keeps_an_empty_one(conn, tmp_path):
     exports = tmp_path / "exports"
     export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D2)
     conn.execute("delete from marts.daily where stream_date = ?", [D2])
@@ -59,9 +60,10 @@ def test_a_rebuilt_day_replaces_its_file_and_an_emptied_day_loses_it(conn, tmp_p
         conn, exports, mart="daily", date_column="stream_date", first=D1, last=D2
     )
     assert (result.days_written, result.days_removed) == (1, 1)
-    assert not day_folder(exports, "daily", "stream_date", D2).exists()
+    emptied = day_folder(exports, "daily", "stream_date", D2) / "data.parquet"
+    assert conn.execute(f"select count(*) from '{emptied}'").fetchone() == (0,)
     bi = write_bi_database(exports)
-    with duckdb.connect(str(bi), read_only=True) as reader:
+    with connect_bi_database(str(bi)) as reader:
         rows = reader.execute("select stream_date, track_id, n from daily order by 2").fetchall()
     assert rows == [(D1, "a", 10), (D1, "b", 20)]
 
@@ -72,7 +74,9 @@ def test_a_bi_tool_reads_the_views_while_the_warehouse_is_held_for_writing(conn,
     export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D3)
     bi = write_bi_database(exports)
     conn.execute("insert into marts.daily values (?, 'c', 7)", [D3])  # a run writing
-    engine = sqlalchemy.create_engine(f"duckdb:///{bi}", connect_args={"read_only": True})
+    engine = sqlalchemy.create_engine(
+        f"duckdb:///{bi}?access_mode=read_only&file_search_path={bi.parent}"
+    )
     with engine.connect() as reader:
         rows = reader.execute(
             sqlalchemy.text(
@@ -107,13 +111,18 @@ def test_a_monthly_mart_writes_one_file_per_month_that_holds_the_days(conn, tmp_
         "monthly/month=2025-02-01/data.parquet",
         "monthly/month=2025-03-01/data.parquet",
     ]
-    # a month that lost its rows loses its file; the months not asked for keep theirs
+    # a month that lost its rows keeps an empty file; the months not asked for keep theirs
     conn.execute("delete from marts.monthly where month = '2025-03-01'")
     result = export_mart_days(
         conn, exports, mart="monthly", date_column="month", first=D1, last=D1, grain="month"
     )
     assert (result.days_written, result.days_removed) == (0, 1)
-    assert [p.parent.name for p in exports.rglob("*.parquet")] == ["month=2025-02-01"]
+    rows = conn.execute(
+        f"select month, count(*) from read_parquet('{exports}/monthly/*/data.parquet', "
+        "hive_partitioning = true) group by all order by all"
+    ).fetchall()
+    assert rows == [(date(2025, 2, 1), 1)]
+    assert len(list(exports.rglob("*.parquet"))) == 2
 
 
 def test_partition_values_are_the_days_or_their_month_starts():
@@ -216,7 +225,7 @@ def test_a_day_written_in_several_files_by_duckdb_is_merged_into_one(year, tmp_p
         assert _file_rows(year, folder) == expected[day]
 
 
-def test_values_with_no_rows_at_all_write_nothing_and_remove_their_old_files(year, tmp_path):
+def test_values_with_no_rows_at_all_write_nothing_and_empty_their_old_files(year, tmp_path):
     exports = tmp_path / "exports"
     export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[:2])
     year.execute("delete from marts.top")
@@ -224,8 +233,12 @@ def test_values_with_no_rows_at_all_write_nothing_and_remove_their_old_files(yea
         year, exports, mart="top", date_column="stream_date", values=SIXTY[:2] + [date(2030, 1, 1)]
     )
     assert (result.days_written, result.days_removed, result.rows) == (0, 2, 0)
-    assert list((exports / "top").iterdir()) == []
-    assert exported_marts(exports) == {}
+    assert len(list((exports / "top").iterdir())) == 2  # no folder for 2030-01-01
+    assert exported_marts(exports) == {"top": "stream_date"}
+    with connect_bi_database(write_bi_database(exports)) as bi:
+        assert bi.execute("select count(*) from top").fetchone() == (0,)
+    again = export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[:2])
+    assert again.days_removed == 0  # already empty: not rewritten
 
 
 CHILD_EXPORT = """
@@ -267,7 +280,7 @@ def test_a_kill_mid_export_leaves_each_day_old_or_new_and_a_staging_no_reader_se
         assert 0 < sum(states) < 60  # the kill came between two days
         # the readers' glob (bi.duckdb, the server's snapshot) sees the days, not the staging
         assert exported_marts(exports) == {"top": "stream_date"}
-        with duckdb.connect(str(write_bi_database(exports)), read_only=True) as bi:
+        with connect_bi_database(str(write_bi_database(exports))) as bi:
             assert bi.execute("select count(*) from top").fetchone() == (3000,)
         files = conn.execute("select file from glob(?)", [str(exports / "top/*/data.parquet")])
         matched = [file for (file,) in files.fetchall()]
@@ -298,7 +311,7 @@ def test_the_bi_database_is_kept_while_its_views_stay_and_rebuilt_when_they_chan
     assert kept.st_ino == first.st_ino and kept.st_mtime_ns > first.st_mtime_ns
 
     def views() -> dict:
-        with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+        with connect_bi_database(str(exports / "bi.duckdb")) as bi:
             names = bi.execute("select view_name from duckdb_views() where not internal")
             return {
                 view: bi.execute(f"select count(*) from {view}").fetchone()[0]
@@ -314,10 +327,10 @@ def test_the_bi_database_is_kept_while_its_views_stay_and_rebuilt_when_they_chan
     year.execute("alter table marts.other add column extra int default 1")
     export_mart_values(year, exports, mart="other", date_column="stream_date", values=SIXTY[:1])
     write_bi_database(exports)
-    with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+    with connect_bi_database(str(exports / "bi.duckdb")) as bi:
         assert "extra" in [row[0] for row in bi.execute("describe other").fetchall()]
-    # a mart whose every day lost its rows: its view goes
+    # a mart whose every day lost its rows: its view stays, with no rows (its files are empty)
     year.execute("delete from marts.other")
     export_mart_values(year, exports, mart="other", date_column="stream_date", values=SIXTY[:1])
     write_bi_database(exports)
-    assert views() == {"top": 3000}
+    assert views() == {"top": 3000, "other": 0}
