@@ -237,7 +237,9 @@ def test_values_with_no_rows_at_all_write_nothing_and_empty_their_old_files(year
     assert exported_marts(exports) == {"top": "stream_date"}
     with connect_bi_database(write_bi_database(exports)) as bi:
         assert bi.execute("select count(*) from top").fetchone() == (0,)
-    again = export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[:2])
+    again = export_mart_values(
+        year, exports, mart="top", date_column="stream_date", values=SIXTY[:2]
+    )
     assert again.days_removed == 0  # already empty: not rewritten
 
 
