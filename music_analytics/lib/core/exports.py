@@ -9,13 +9,16 @@ never half a file. A day that no longer has rows loses its file. A staging folde
 killed run is removed by the next export of that mart (exports are written by the one process
 holding the warehouse, so no other export is using it). A day that no longer has rows keeps
 its file, emptied (0 rows, the mart's columns), swapped in the same way: a reader that listed
-the day's file a moment before never finds it missing.
+the day's file a moment before never finds it missing. Each version of a day's file also has
+an immutable name beside it (export_versions.py): DuckDB readers go through those, because a
+DuckDB read of a path replaced mid-query fails.
 
 `exports/bi.duckdb` holds one view per exported mart over those files: a BI tool opens it
 read-only at any time, because it never touches the pipeline's warehouse file (and so never
 its write lock). It is written in DuckDB's storage format of 1.0 (`BI_STORAGE_VERSION`), which
 every DuckDB 1.x reader (and the drivers of DBeaver, Metabase, Evidence) opens, and its views
-hold paths relative to the exports folder (`<mart>/*/data.parquet`), so a moved home or a
+hold paths relative to the exports folder (`<mart>/<column>=<day>/.v-<ns>.parquet`: each
+day's current version, so a rewrite never changes a file under a reader), so a moved home or a
 mounted copy of the exports reads its own files: DuckDB resolves a relative path against the
 connection's `file_search_path` (else its working directory), which a reader sets to the
 folder holding bi.duckdb (`bi_connect_config`). Without it a view fails with "No files found"
@@ -36,6 +39,12 @@ from pathlib import Path
 import duckdb
 
 from music_analytics.lib.core.crash_points import crash_point
+from music_analytics.lib.core.export_versions import (
+    SUPERSEDED_KEEP_SECONDS,
+    current_version,
+    link_version,
+    remove_superseded,
+)
 from music_analytics.lib.core.manifest import Grain
 
 BI_DATABASE = "bi.duckdb"
@@ -97,10 +106,12 @@ def export_mart_values(
     mart: str,
     date_column: str,
     values: Iterable[date],
+    keep_seconds: float = SUPERSEDED_KEEP_SECONDS,
 ) -> ExportedMart:
     """Write marts.<mart>'s rows of each date-column value as one Parquet file (one COPY for
     all values, then one atomic rename per value); a value without rows that had a file gets
-    an empty one (see the module docstring)."""
+    an empty one (see the module docstring). Versions of these days superseded more than
+    `keep_seconds` ago are removed."""
     values = sorted(set(values))
     target = exports / mart
     target.mkdir(parents=True, exist_ok=True)
@@ -121,6 +132,8 @@ def export_mart_values(
             elif _has_rows(conn, folder / DATA_FILE):
                 _empty_into_place(conn, staging, mart, date_column, folder)
                 days_removed += 1
+            if folder.is_dir():
+                remove_superseded(folder, DATA_FILE, keep_seconds)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportedMart(mart, days_written, days_removed, rows)
@@ -128,10 +141,13 @@ def export_mart_values(
 
 def _move_into_place(staged: Path, folder: Path) -> None:
     """Put a staged day folder's data file in place, atomically: a new day's whole folder is
-    renamed (no folder to create or remove), an existing day's file is replaced."""
+    renamed (no folder to create or remove), an existing day's file is replaced; either way
+    after the new version got its immutable name."""
     if folder.is_dir():
+        link_version(staged / DATA_FILE, folder)
         os.replace(staged / DATA_FILE, folder / DATA_FILE)
     else:
+        link_version(staged / DATA_FILE, staged)
         os.rename(staged, folder)
 
 
@@ -157,6 +173,7 @@ def _empty_into_place(
         f"copy (select * exclude ({date_column}) from marts.{mart} limit 0) "
         f"to '{path}' (format parquet, compression zstd)"
     )
+    link_version(empty, folder)
     os.replace(empty, folder / DATA_FILE)
 
 
@@ -265,9 +282,10 @@ def write_bi_database(exports: Path) -> Path:
     with the history; so when the file already holds the views it would get (same marts, same
     sources, same columns, same storage version), it is kept and only its modification time
     moves on: the server rebuilds its snapshot when that changes."""
-    sources = {mart: _view_source(mart) for mart in exported_marts(exports)}
+    files = {mart: _view_files(exports, mart) for mart in exported_marts(exports)}
+    sources = {mart: _view_source(names) for mart, names in files.items()}
     target = exports / BI_DATABASE
-    if _holds_views(target, exports, sources):
+    if _holds_views(target, files, sources):
         mtime = max(time.time_ns(), target.stat().st_mtime_ns + 1)
         os.utime(target, ns=(mtime, mtime))
         return target
@@ -287,10 +305,18 @@ def write_bi_database(exports: Path) -> Path:
     return target
 
 
-def _view_source(mart: str) -> str:
-    """The read_parquet call of a mart's view in exports/bi.duckdb: relative to the exports."""
-    glob = f"{mart}/*/{DATA_FILE}".replace("'", "''")
-    return f"read_parquet('{glob}', hive_partitioning = true)"
+def _view_files(exports: Path, mart: str) -> list[str]:
+    """The current version of each exported day of a mart, relative to the exports, by day."""
+    folder = exports / mart
+    days = sorted(name for name in os.listdir(folder) if "=" in name)
+    versions = (current_version(folder / day, DATA_FILE) for day in days)
+    return [path.relative_to(exports).as_posix() for path in versions if path is not None]
+
+
+def _view_source(files: list[str]) -> str:
+    """The read_parquet call of a mart's view in exports/bi.duckdb: its days' files."""
+    listed = ", ".join("'" + name.replace("'", "''") + "'" for name in files)
+    return f"read_parquet([{listed}], hive_partitioning = true)"
 
 
 def storage_number(database: Path) -> int | None:
@@ -302,10 +328,10 @@ def storage_number(database: Path) -> int | None:
     return int.from_bytes(header[12:20], "little")
 
 
-def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> bool:
+def _holds_views(bi_database: Path, files: dict[str, list[str]], sources: dict[str, str]) -> bool:
     """Whether `bi_database` is in BI_STORAGE_VERSION's format and has exactly the views
     `sources` give: each with its source (in its comment) and the columns the source binds
-    to, found here on one file of each mart (the first, as the glob binds), so in a time that
+    to, found here on one file of each mart (the first, as the view binds), so in a time that
     does not grow with the history."""
     if not bi_database.exists() or storage_number(bi_database) != BI_STORAGE_NUMBER:
         return False
@@ -316,7 +342,7 @@ def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> b
         except duckdb.Error:  # not a DuckDB file, or a BI tool holds it for writing
             return False
         for mart in sources:
-            first = _first_file(exports / mart)
+            first = bi_database.parent / files[mart][0]
             one_file = str(first.resolve()).replace("'", "''")
             probe.execute(
                 f"create view memory.main.{mart} as select * from "
@@ -326,12 +352,6 @@ def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> b
             mart: (sources[mart], columns) for mart, (_, columns) in _views(probe, "memory").items()
         }
         return _views(probe, "bi") == expected
-
-
-def _first_file(folder: Path) -> Path:
-    """The data file of the first day of a mart's export (in the glob's sorted order)."""
-    days = sorted(name for name in os.listdir(folder) if "=" in name)
-    return next(folder / day / DATA_FILE for day in days if (folder / day / DATA_FILE).exists())
 
 
 def _views(conn: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple]:

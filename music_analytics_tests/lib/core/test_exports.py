@@ -43,7 +43,7 @@ def test_each_day_is_one_parquet_file_with_its_rows(conn, tmp_path):
         conn, exports, mart="daily", date_column="stream_date", first=D1, last=D3
     )
     assert (result.days_written, result.days_removed, result.rows) == (2, 0, 3)
-    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("*.parquet"))
+    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("data.parquet"))
     assert files == [
         "daily/stream_date=2025-03-01/data.parquet",
         "daily/stream_date=2025-03-02/data.parquet",
@@ -106,7 +106,7 @@ def test_a_monthly_mart_writes_one_file_per_month_that_holds_the_days(conn, tmp_
         grain="month",
     )
     assert (result.days_written, result.days_removed, result.rows) == (2, 0, 3)
-    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("*.parquet"))
+    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("data.parquet"))
     assert files == [
         "monthly/month=2025-02-01/data.parquet",
         "monthly/month=2025-03-01/data.parquet",
@@ -122,7 +122,7 @@ def test_a_monthly_mart_writes_one_file_per_month_that_holds_the_days(conn, tmp_
         "hive_partitioning = true) group by all order by all"
     ).fetchall()
     assert rows == [(date(2025, 2, 1), 1)]
-    assert len(list(exports.rglob("*.parquet"))) == 2
+    assert len(list(exports.rglob("data.parquet"))) == 2
 
 
 def test_partition_values_are_the_days_or_their_month_starts():
@@ -182,7 +182,9 @@ def test_many_days_in_one_call_hold_the_rows_of_the_one_copy_a_day_path(year, tm
     expected = _day_rows(year, "marts.top", "stream_date")
     for day in SIXTY:
         folder = day_folder(exports, "top", "stream_date", day)
-        assert [p.name for p in folder.iterdir()] == ["data.parquet"]
+        assert [p.name for p in folder.iterdir() if not p.name.startswith(".v-")] == [
+            "data.parquet"
+        ]
         assert _file_rows(year, folder) == expected[day]
     # the file's columns are the mart's but the date column (it is in the folder name)
     schema = year.execute(
@@ -221,7 +223,9 @@ def test_a_day_written_in_several_files_by_duckdb_is_merged_into_one(year, tmp_p
     expected = _day_rows(year, "marts.busy", "stream_date")
     for day in days:
         folder = day_folder(exports, "busy", "stream_date", day)
-        assert [p.name for p in folder.iterdir()] == ["data.parquet"]
+        assert [p.name for p in folder.iterdir() if not p.name.startswith(".v-")] == [
+            "data.parquet"
+        ]
         assert _file_rows(year, folder) == expected[day]
 
 
@@ -303,14 +307,18 @@ def test_a_staging_folder_left_behind_is_removed_even_by_an_export_of_no_days(ye
 
 
 def test_the_bi_database_is_kept_while_its_views_stay_and_rebuilt_when_they_change(year, tmp_path):
-    """Rebuilding bi.duckdb binds every file of every mart; a run that changes no view only
-    moves its modification time on (the server's signal to rebuild its snapshot)."""
+    """A call that would write the same views only moves bi.duckdb's modification time on
+    (the server's signal to rebuild its snapshot); a rewritten day (a new version) is a new
+    view."""
     exports = tmp_path / "exports"
     export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY)
     first = write_bi_database(exports).stat()
-    export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[-1:])
     kept = write_bi_database(exports).stat()
     assert kept.st_ino == first.st_ino and kept.st_mtime_ns > first.st_mtime_ns
+    export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[-1:])
+    rewritten = write_bi_database(exports).stat()
+    assert rewritten.st_ino != kept.st_ino
+    kept = write_bi_database(exports).stat()
 
     def views() -> dict:
         with connect_bi_database(str(exports / "bi.duckdb")) as bi:
@@ -336,3 +344,29 @@ def test_the_bi_database_is_kept_while_its_views_stay_and_rebuilt_when_they_chan
     export_mart_values(year, exports, mart="other", date_column="stream_date", values=SIXTY[:1])
     write_bi_database(exports)
     assert views() == {"top": 3000, "other": 0}
+
+
+def test_each_version_of_a_day_keeps_its_name_until_superseded_for_the_keep_window(conn, tmp_path):
+    """bi.duckdb's views name a day's version; a rewrite adds a version (the old one stays for
+    readers that opened the views before), and an export past the window removes it."""
+    exports = tmp_path / "exports"
+    folder = day_folder(exports, "daily", "stream_date", D1)
+
+    def versions() -> list[str]:
+        return sorted(p.name for p in folder.glob(".v-*.parquet"))
+
+    export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D1)
+    (first,) = versions()
+    assert os.path.samefile(folder / first, folder / "data.parquet")
+    conn.execute("update marts.daily set n = n + 1")
+    export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D1)
+    assert versions()[0] == first and len(versions()) == 2
+    assert os.path.samefile(folder / versions()[1], folder / "data.parquet")
+    export_mart_values(
+        conn, exports, mart="daily", date_column="stream_date", values=[D1], keep_seconds=0
+    )
+    (current,) = versions()
+    assert first != current and os.path.samefile(folder / current, folder / "data.parquet")
+    with connect_bi_database(write_bi_database(exports)) as bi:
+        source = bi.execute("select comment from duckdb_views() where view_name = 'daily'")
+        assert current in source.fetchone()[0]
