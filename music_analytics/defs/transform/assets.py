@@ -1,14 +1,16 @@
 """Every dbt model as a daily-partitioned asset, dbt tests as asset checks.
 
 One step builds the marts and their exports: it plans the days (lib/core/plans.py), runs one
-`dbt build` for all of them, writes the rebuilt days' Parquet exports and the BI database,
-and only then clears the days it built from the rebuild ledger. Every run builds its
-partition (or range) and whatever the ledger holds for the selected models, in one dbt
-invocation however sparse the days: the sensors, the schedule and `refresh` start runs on
-the newest day they know of, and the other days built are reported as materializations of
-their own partitions.
+`dbt build` for all of them, then in one connection to the warehouse reports the marts built
+with their row counts and typed columns (mart_metadata.py), writes the rebuilt days' Parquet
+exports and the BI database, and only then clears the days it built from the rebuild ledger.
+Every run builds its partition (or range) and whatever the ledger holds for the selected
+models, in one dbt invocation however sparse the days: the sensors, the schedule and
+`refresh` start runs on the newest day they know of, and the other days built are reported
+as materializations of their own partitions.
 """
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -23,6 +25,12 @@ from music_analytics.defs.resources import DataFolders, dbt_project, open_wareho
 from music_analytics.defs.serving.exports import MARTS, export_built_days
 from music_analytics.defs.transform.day_events import day_materializations
 from music_analytics.defs.transform.dbt_build import dbt_state_dir, keep_parse_state, start_build
+from music_analytics.defs.transform.mart_metadata import (
+    describe_marts,
+    is_mart_output,
+    manifest_column_descriptions,
+    with_metadata,
+)
 from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
@@ -36,6 +44,9 @@ if not dbt_project.manifest_path.exists():
     )
 
 MODELS_BY_SOURCE = models_by_rebuild_source(dbt_project.manifest_path)
+COLUMN_DESCRIPTIONS = manifest_column_descriptions(
+    json.loads(dbt_project.manifest_path.read_text())
+)
 FOLLOWING_DAYS = following_days(dbt_project.manifest_path)
 ALL_MODELS = frozenset().union(*MODELS_BY_SOURCE.values())
 
@@ -169,10 +180,21 @@ def dbt_daily_models(
         context=context,
         name=context.run_id[:8],
     )
-    yield from _with_other_days(context, _crash_while_dbt_runs(invocation.stream()), plan)
+    held: list[dg.Output] = []  # the marts' Outputs, described once dbt has let go of the file
+    for event in _crash_while_dbt_runs(invocation.stream()):
+        if is_mart_output(context, event):
+            held.append(event)
+        else:
+            yield event
     keep_parse_state(invocation, dbt_state_dir(folders.home))
     built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
     with open_warehouse(warehouse) as conn:
+        described = describe_marts(
+            conn,
+            [context.asset_key_for_output(o.output_name).path[-1] for o in held],
+            COLUMN_DESCRIPTIONS,
+        )
+        yield from _with_other_days(context, with_metadata(context, held, described), plan)
         yield from export_built_days(conn, folders, sorted(built), plan.days)
         cleared = clear_pending(conn, plan.sources, plan.days, plan.up_to)
     context.log.info(f"rebuild ledger: {cleared} entr(ies) cleared for {sorted(plan.sources)}")
