@@ -2,6 +2,11 @@
 a webhook that is down (queued, sent at the next tick), a stale mart; off without the URL."""
 
 import json
+import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
@@ -14,7 +19,8 @@ from dagster._core.instance.utils import RUNLESS_JOB_NAME, RUNLESS_RUN_ID
 
 from music_analytics.definitions import build_definitions
 from music_analytics.defs.orchestration.alerts import AlertWebhook, freshness_window
-from music_analytics.lib.core.alerts import scrub, secret_values
+from music_analytics.lib.core.alerts import deliver, flush, scrub, secret_values
+from music_analytics.lib.core.crash_points import CRASH_AT
 from music_analytics.lib.core.settings import Settings
 
 SECRET = "dsp-token-s3cr3t-value"
@@ -201,3 +207,58 @@ def test_secrets_are_scrubbed_longest_first():
     secrets = secret_values({"DSP_API_TOKEN": "abcd", "SPOTIFY_CLIENT_SECRET": "abcdef", "X": "z"})
     assert scrub("a abcdef abcd", secrets) == "a [SPOTIFY_CLIENT_SECRET] [DSP_API_TOKEN]"
     assert secret_values({"DSP_API_TOKEN": "ab"}) == {}  # too short to scrub safely
+
+
+KILLED_SENDER = """
+import logging, sys
+from pathlib import Path
+from music_analytics.lib.core.alerts import deliver
+deliver(sys.argv[1], {"text": "disk full"}, Path(sys.argv[2]), logging.getLogger("alerts"))
+"""
+
+
+def test_a_sender_killed_after_queueing_loses_nothing_and_the_next_tick_sends_it_once(
+    webhook, tmp_path
+):
+    outbox = tmp_path / "outbox"
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_SENDER, webhook.url, str(outbox)],
+        env={**os.environ, CRASH_AT: "alert_queued"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert webhook.bodies == [] and len(list(outbox.glob("*.json"))) == 1
+    assert flush(webhook.url, outbox, logging.getLogger("test")) == 1
+    assert flush(webhook.url, outbox, logging.getLogger("test")) == 0
+    assert webhook.bodies == [{"text": "disk full"}]
+
+
+def test_a_hostile_webhook_answer_is_a_failed_delivery_and_an_unreadable_queued_file_is_set_aside(
+    tmp_path, caplog
+):
+    """A webhook that redirects, answers garbage or hangs up; an outbox file that is not JSON."""
+    outbox = tmp_path / "outbox"
+    (outbox).mkdir()
+    (outbox / "00000000000000000001-1.json").write_text("{not json")
+
+    class Hangup(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.wfile.write(b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/\r\n\r\n")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hangup)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/hook"
+        with caplog.at_level(logging.WARNING):
+            assert not deliver(url, {"text": "x"}, outbox, logging.getLogger("test"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(list(outbox.glob("*.json"))) == 1 and len(list(outbox.glob("*.bad"))) == 1
+    assert any("unreadable" in m for m in caplog.messages)
+    assert any("answered HTTP 302" in m for m in caplog.messages)  # not followed
