@@ -181,11 +181,15 @@ def dbt_daily_models(
         name=context.run_id[:8],
     )
     held: list[dg.Output] = []  # the marts' Outputs, described once dbt has let go of the file
-    for event in _crash_while_dbt_runs(invocation.stream()):
-        if is_mart_output(context, event):
-            held.append(event)
-        else:
-            yield event
+    try:
+        for event in _crash_while_dbt_runs(invocation.stream()):
+            if is_mart_output(context, event):
+                held.append(event)
+            else:
+                yield event
+    except Exception:
+        yield from held  # the marts dbt built before it failed are materialized, as before
+        raise
     keep_parse_state(invocation, dbt_state_dir(folders.home))
     built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
     with open_warehouse(warehouse) as conn:
