@@ -8,6 +8,13 @@ from music_analytics.defs.dsp_reports.schedules import build_dsp_reports_schedul
 from music_analytics.defs.dsp_reports.sensors import dsp_landing_sensor, dsp_report_job
 from music_analytics.defs.events.assets import stream_event_files
 from music_analytics.defs.events.sensors import event_files_sensor, event_ingest_job
+from music_analytics.defs.orchestration.alerts import (
+    build_alert_webhook,
+    build_mart_freshness_sensor,
+    build_run_failure_alert,
+    freshness_window,
+    with_mart_freshness,
+)
 from music_analytics.defs.orchestration.jobs import daily_marts_job
 from music_analytics.defs.orchestration.run_recovery import dead_runs_sensor
 from music_analytics.defs.orchestration.schedules import build_daily_marts_schedule
@@ -43,8 +50,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         spotify_metadata,
         dbt_daily_models,
     ]
+    assets = with_mart_freshness(
+        with_start_date(assets, settings.start_date), freshness_window(settings)
+    )
+    mart_keys = [key for key in dbt_daily_models.keys if key.path[0] == "marts"]
     return dg.Definitions(
-        assets=[*with_start_date(assets, settings.start_date), *export_specs],
+        assets=[*assets, *export_specs],
         jobs=[
             event_ingest_job,
             dsp_report_job,
@@ -63,8 +74,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             spotify_history_sensor,
             pending_rebuilds_sensor,
             dead_runs_sensor,
+            build_run_failure_alert(settings),
+            build_mart_freshness_sensor(settings, mart_keys),
         ],
-        resources=build_resources(settings),
+        resources={**build_resources(settings), "alert_webhook": build_alert_webhook(settings)},
         # Dagster's console logger, with handled failures (dg.Failure) at DEBUG: defs/console.py
         loggers={"console": console_logger},
         # Steps run in the run's own process: no interpreter start and code load per step.

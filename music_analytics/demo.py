@@ -89,7 +89,8 @@ Spotify plays:     {summary.spotify_history_plays} plays, {summary.spotify_histo
 episodes, {summary.spotify_history_excluded} excluded, imported from the sample export
 Marts built:       {len(summary.days_built)} days ({built}) in one dbt run
 Warehouse:         {settings.warehouse_path}
-BI database:       {settings.exports_dir / "bi.duckdb"} (views over the Parquet exports)
+BI database:       {settings.exports_dir / "bi.duckdb"} (views over the Parquet exports; \
+open read-only with file_search_path = '{settings.exports_dir}')
 Took:              {elapsed:.0f} s
 
 Open the Dagster UI on this data:

@@ -81,6 +81,8 @@ def test_definitions_load_with_every_object(settings):
         "spotify_history_sensor",
         "pending_rebuilds_sensor",
         "dead_runs_sensor",
+        "run_failure_alert",
+        "mart_freshness_sensor",
     }
     assert defs.resolve_schedule_def("spotify_poll_schedule").cron_schedule == "*/30 * * * *"
     assert defs.resolve_schedule_def("dsp_reports_schedule").cron_schedule == "0 1 * * *"

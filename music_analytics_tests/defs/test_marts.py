@@ -12,6 +12,7 @@ import pytest
 
 from music_analytics.definitions import build_definitions
 from music_analytics.defs.partitions import partition_range_tags
+from music_analytics.lib.core.exports import connect_bi_database
 from music_analytics.refresh import refresh
 from music_analytics_tests.conftest import event, module_home, query, write_lines
 from music_analytics_tests.rollup_exports import run_dbt
@@ -242,7 +243,7 @@ def test_every_built_day_is_exported_and_readable_from_the_bi_database(built):
     exports = settings.exports_dir
     days = sorted(p.name for p in (exports / "top_tracks_daily").iterdir())
     assert days == [f"stream_date={FIRST + timedelta(days=n)}" for n in range(10)]
-    with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+    with connect_bi_database(str(exports / "bi.duckdb")) as bi:
         [(exported,)] = bi.execute("select sum(stream_count) from top_tracks_daily").fetchall()
         [(facts,)] = bi.execute("select count(*) from fct_streams").fetchall()
     assert exported == facts == len(events)
@@ -292,7 +293,7 @@ def test_monthly_rollups_are_exported_one_file_per_month_start(built):
     exports = settings.exports_dir
     for mart in MONTHLY_MARTS:
         assert [p.name for p in (exports / mart).iterdir()] == ["month=2025-03-01"]
-    with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+    with connect_bi_database(str(exports / "bi.duckdb")) as bi:
         [(month, streams)] = bi.execute(
             "select month, sum(stream_count) from top_tracks_by_month group by 1"
         ).fetchall()

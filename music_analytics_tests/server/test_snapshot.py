@@ -3,6 +3,7 @@ answers per snapshot, and temporary files removed on close."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -111,8 +112,7 @@ def test_a_failed_rebuild_keeps_the_old_snapshot_and_waits_for_new_exports(tmp_p
             source.wait_until_current(timeout=3)
         assert source.current() is first and streams(first) == 5
         assert source._building is None  # not retried while the exports stay the same
-        (broken / "data.parquet").unlink()
-        broken.rmdir()
+        shutil.rmtree(broken)  # its data file and the version bi.duckdb named
         export_day(exports, "2025-03-02", 7)
         write_bi_database(exports)
         assert streams(source.wait_until_current()) == 12

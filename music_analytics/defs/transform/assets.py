@@ -1,14 +1,16 @@
 """Every dbt model as a daily-partitioned asset, dbt tests as asset checks.
 
 One step builds the marts and their exports: it plans the days (lib/core/plans.py), runs one
-`dbt build` for all of them, writes the rebuilt days' Parquet exports and the BI database,
-and only then clears the days it built from the rebuild ledger. Every run builds its
-partition (or range) and whatever the ledger holds for the selected models, in one dbt
-invocation however sparse the days: the sensors, the schedule and `refresh` start runs on
-the newest day they know of, and the other days built are reported as materializations of
-their own partitions.
+`dbt build` for all of them, then in one connection to the warehouse reports the marts built
+with their row counts and typed columns (mart_metadata.py), writes the rebuilt days' Parquet
+exports and the BI database, and only then clears the days it built from the rebuild ledger.
+Every run builds its partition (or range) and whatever the ledger holds for the selected
+models, in one dbt invocation however sparse the days: the sensors, the schedule and
+`refresh` start runs on the newest day they know of, and the other days built are reported
+as materializations of their own partitions.
 """
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
@@ -29,6 +31,12 @@ from music_analytics.defs.transform.dbt_build import (
     keep_parse_state,
     start_build,
 )
+from music_analytics.defs.transform.mart_metadata import (
+    describe_marts,
+    is_mart_output,
+    manifest_column_descriptions,
+    with_metadata,
+)
 from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
@@ -42,6 +50,9 @@ if not dbt_project.manifest_path.exists():
     )
 
 MODELS_BY_SOURCE = models_by_rebuild_source(dbt_project.manifest_path)
+COLUMN_DESCRIPTIONS = manifest_column_descriptions(
+    json.loads(dbt_project.manifest_path.read_text())
+)
 FOLLOWING_DAYS = following_days(dbt_project.manifest_path)
 ALL_MODELS = frozenset().union(*MODELS_BY_SOURCE.values())
 
@@ -175,13 +186,27 @@ def dbt_daily_models(
         context=context,
         name=context.run_id[:8],
     )
+    held: list[dg.Output] = []  # the marts' Outputs, described once dbt has let go of the file
     try:
-        yield from _with_other_days(context, _crash_while_dbt_runs(invocation.stream()), plan)
-    except DagsterDbtCliRuntimeError:
-        raise build_failure(invocation, plan.days, warehouse.database) from None
+        for event in _crash_while_dbt_runs(invocation.stream()):
+            if is_mart_output(context, event):
+                held.append(event)
+            else:
+                yield event
+    except Exception as error:
+        yield from held  # the marts dbt built before it failed are materialized, as before
+        if isinstance(error, DagsterDbtCliRuntimeError):
+            raise build_failure(invocation, plan.days, warehouse.database) from None
+        raise
     keep_parse_state(invocation, dbt_state_dir(folders.home))
     built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
     with open_warehouse(warehouse) as conn:
+        described = describe_marts(
+            conn,
+            [context.asset_key_for_output(o.output_name).path[-1] for o in held],
+            COLUMN_DESCRIPTIONS,
+        )
+        yield from _with_other_days(context, with_metadata(context, held, described), plan)
         yield from export_built_days(conn, folders, sorted(built), plan.days)
         cleared = clear_pending(conn, plan.sources, plan.days, plan.up_to)
     context.log.info(f"rebuild ledger: {cleared} entr(ies) cleared for {sorted(plan.sources)}")

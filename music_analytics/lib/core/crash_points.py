@@ -11,7 +11,8 @@ import signal
 
 CRASH_AT = "MUSIC_ANALYTICS_CRASH_AT"
 # inside a raw transaction; while dbt runs; between two marts' exports; after one day of a
-# mart's staged export was moved into place (its other days still staged)
+# mart's staged export was moved into place (its other days still staged). The points a
+# refresh passes; "alert_queued" (an alert kept, not posted yet) is tested on its own.
 POINTS = ("raw_load", "dbt", "export", "export_staged")
 
 

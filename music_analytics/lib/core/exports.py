@@ -7,9 +7,22 @@ days of a mart with one partitioned `COPY` into a staging folder `exports/<mart>
 sees it), then renames each day's file into place: a reader sees the old file or the new one,
 never half a file. A day that no longer has rows loses its file. A staging folder left by a
 killed run is removed by the next export of that mart (exports are written by the one process
-holding the warehouse, so no other export is using it). `exports/bi.duckdb` holds one view
-per exported mart over those files: a BI tool opens it read-only at any time, because it
-never touches the pipeline's warehouse file (and so never its write lock).
+holding the warehouse, so no other export is using it). A day that no longer has rows keeps
+its file, emptied (0 rows, the mart's columns), swapped in the same way: a reader that listed
+the day's file a moment before never finds it missing. Each version of a day's file also has
+an immutable name beside it (export_versions.py): DuckDB readers go through those, because a
+DuckDB read of a path replaced mid-query fails.
+
+`exports/bi.duckdb` holds one view per exported mart over those files: a BI tool opens it
+read-only at any time, because it never touches the pipeline's warehouse file (and so never
+its write lock). It is written in DuckDB's storage format of 1.0 (`BI_STORAGE_VERSION`), which
+every DuckDB 1.x reader (and the drivers of DBeaver, Metabase, Evidence) opens, and its views
+hold paths relative to the exports folder (`<mart>/<column>=<day>/.v-<ns>.parquet`: each
+day's current version, so a rewrite never changes a file under a reader), so a moved home or a
+mounted copy of the exports reads its own files: DuckDB resolves a relative path against the
+connection's `file_search_path` (else its working directory), which a reader sets to the
+folder holding bi.duckdb (`bi_connect_config`). Without it a view fails with "No files found"
+rather than read another folder's files.
 """
 
 from __future__ import annotations
@@ -26,9 +39,17 @@ from pathlib import Path
 import duckdb
 
 from music_analytics.lib.core.crash_points import crash_point
+from music_analytics.lib.core.export_versions import (
+    SUPERSEDED_KEEP_SECONDS,
+    current_version,
+    link_version,
+    remove_superseded,
+)
 from music_analytics.lib.core.manifest import Grain
 
 BI_DATABASE = "bi.duckdb"
+BI_STORAGE_VERSION = "v1.0.0"  # DuckDB's storage_compatibility_version for exports/bi.duckdb
+BI_STORAGE_NUMBER = 64  # the storage number in the header of a file written with it
 DATA_FILE = "data.parquet"  # the one file of a day
 STAGING_PREFIX = ".staging-"  # an export run's folder, inside exports/<mart>/
 
@@ -40,7 +61,7 @@ class ExportedMart:
 
     mart: str
     days_written: int
-    days_removed: int
+    days_removed: int  # days emptied: their file now holds no rows
     rows: int
 
 
@@ -85,9 +106,12 @@ def export_mart_values(
     mart: str,
     date_column: str,
     values: Iterable[date],
+    keep_seconds: float = SUPERSEDED_KEEP_SECONDS,
 ) -> ExportedMart:
     """Write marts.<mart>'s rows of each date-column value as one Parquet file (one COPY for
-    all values, then one atomic rename per value); a value without rows loses its file."""
+    all values, then one atomic rename per value); a value without rows that had a file gets
+    an empty one (see the module docstring). Versions of these days superseded more than
+    `keep_seconds` ago are removed."""
     values = sorted(set(values))
     target = exports / mart
     target.mkdir(parents=True, exist_ok=True)
@@ -105,9 +129,11 @@ def export_mart_values(
                 _move_into_place(staged[value], folder)
                 days_written += 1
                 crash_point("export_staged")  # crash tests: one day moved, the rest staged
-            elif folder.exists():
-                shutil.rmtree(folder)
+            elif _has_rows(conn, folder / DATA_FILE):
+                _empty_into_place(conn, staging, mart, date_column, folder)
                 days_removed += 1
+            if folder.is_dir():
+                remove_superseded(folder, DATA_FILE, keep_seconds)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ExportedMart(mart, days_written, days_removed, rows)
@@ -115,11 +141,40 @@ def export_mart_values(
 
 def _move_into_place(staged: Path, folder: Path) -> None:
     """Put a staged day folder's data file in place, atomically: a new day's whole folder is
-    renamed (no folder to create or remove), an existing day's file is replaced."""
+    renamed (no folder to create or remove), an existing day's file is replaced; either way
+    after the new version got its immutable name."""
     if folder.is_dir():
+        link_version(staged / DATA_FILE, folder)
         os.replace(staged / DATA_FILE, folder / DATA_FILE)
     else:
+        link_version(staged / DATA_FILE, staged)
         os.rename(staged, folder)
+
+
+def _has_rows(conn: duckdb.DuckDBPyConnection, day_file: Path) -> bool:
+    """Whether a day's data file exists and holds a row (an emptied day's does not)."""
+    if not day_file.exists():
+        return False
+    path = str(day_file).replace("'", "''")
+    (rows,) = conn.execute(
+        f"select coalesce(sum(num_rows), 0) from parquet_file_metadata('{path}')"
+    ).fetchone()
+    return rows > 0
+
+
+def _empty_into_place(
+    conn: duckdb.DuckDBPyConnection, staging: Path, mart: str, date_column: str, folder: Path
+) -> None:
+    """Replace a day's data file with one of no rows and the mart's other columns, atomically
+    (the file never goes missing; the date column is in the folder name, as for any day)."""
+    empty = staging / f"empty-{folder.name}.parquet"
+    path = str(empty).replace("'", "''")
+    conn.execute(
+        f"copy (select * exclude ({date_column}) from marts.{mart} limit 0) "
+        f"to '{path}' (format parquet, compression zstd)"
+    )
+    link_version(empty, folder)
+    os.replace(empty, folder / DATA_FILE)
 
 
 def remove_staging(target: Path) -> None:
@@ -200,23 +255,48 @@ def exported_marts(exports: Path) -> dict[str, str]:
     return marts
 
 
+def bi_connect_config(bi_database: Path) -> dict[str, str]:
+    """The DuckDB connection settings a reader of `bi_database` needs: read-only, and its
+    views' relative paths resolved against the folder holding it, from any working directory."""
+    return {
+        "access_mode": "read_only",
+        "file_search_path": str(Path(bi_database).resolve().parent),
+    }
+
+
+def connect_bi_database(bi_database: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to exports/bi.duckdb whose views read the files beside it,
+    whatever the working directory (works on every DuckDB that opens the file: 1.x takes
+    file_search_path only as a session setting, so it is SET, not passed at connect)."""
+    config = bi_connect_config(Path(bi_database))
+    conn = duckdb.connect(str(bi_database), read_only=True)
+    search = config["file_search_path"].replace("'", "''")
+    conn.execute(f"set file_search_path = '{search}'")
+    return conn
+
+
 def write_bi_database(exports: Path) -> Path:
     """(Re)create exports/bi.duckdb with a view per exported mart; swapped in atomically.
 
     Creating a view lists every file of its mart (DuckDB binds the glob), a cost that grows
     with the history; so when the file already holds the views it would get (same marts, same
-    sources, same columns), it is kept and only its modification time moves on: the server
-    rebuilds its snapshot when that changes."""
-    sources = {mart: _view_source(exports, mart) for mart in exported_marts(exports)}
+    sources, same columns, same storage version), it is kept and only its modification time
+    moves on: the server rebuilds its snapshot when that changes."""
+    files = {mart: _view_files(exports, mart) for mart in exported_marts(exports)}
+    sources = {mart: _view_source(names) for mart, names in files.items()}
     target = exports / BI_DATABASE
-    if _holds_views(target, exports, sources):
+    if _holds_views(target, files, sources):
         mtime = max(time.time_ns(), target.stat().st_mtime_ns + 1)
         os.utime(target, ns=(mtime, mtime))
         return target
     fd, tmp = tempfile.mkstemp(dir=exports, prefix=".bi-", suffix=".duckdb")
     os.close(fd)
     os.unlink(tmp)  # DuckDB creates the file itself
-    with duckdb.connect(tmp) as bi:
+    config = {
+        "storage_compatibility_version": BI_STORAGE_VERSION,
+        "file_search_path": str(exports.resolve()),  # the views bind their relative paths
+    }
+    with duckdb.connect(tmp, config=config) as bi:
         for mart, source in sources.items():
             bi.execute(f"create view {mart} as select * from {source}")
             quoted = source.replace("'", "''")
@@ -225,17 +305,35 @@ def write_bi_database(exports: Path) -> Path:
     return target
 
 
-def _view_source(exports: Path, mart: str) -> str:
-    """The read_parquet call of a mart's view in exports/bi.duckdb."""
-    glob = str((exports / mart).resolve() / "*" / DATA_FILE).replace("'", "''")
-    return f"read_parquet('{glob}', hive_partitioning = true)"
+def _view_files(exports: Path, mart: str) -> list[str]:
+    """The current version of each exported day of a mart, relative to the exports, by day."""
+    folder = exports / mart
+    days = sorted(name for name in os.listdir(folder) if "=" in name)
+    versions = (current_version(folder / day, DATA_FILE) for day in days)
+    return [path.relative_to(exports).as_posix() for path in versions if path is not None]
 
 
-def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> bool:
-    """Whether `bi_database` has exactly the views `sources` give: each with its source (in
-    its comment) and the columns the source binds to, found here on one file of each mart
-    (the first, as the glob binds), so in a time that does not grow with the history."""
-    if not bi_database.exists():
+def _view_source(files: list[str]) -> str:
+    """The read_parquet call of a mart's view in exports/bi.duckdb: its days' files."""
+    listed = ", ".join("'" + name.replace("'", "''") + "'" for name in files)
+    return f"read_parquet([{listed}], hive_partitioning = true)"
+
+
+def storage_number(database: Path) -> int | None:
+    """The storage version number in a DuckDB file's header (None: not a DuckDB file)."""
+    with open(database, "rb") as file:
+        header = file.read(20)
+    if len(header) < 20 or header[8:12] != b"DUCK":
+        return None
+    return int.from_bytes(header[12:20], "little")
+
+
+def _holds_views(bi_database: Path, files: dict[str, list[str]], sources: dict[str, str]) -> bool:
+    """Whether `bi_database` is in BI_STORAGE_VERSION's format and has exactly the views
+    `sources` give: each with its source (in its comment) and the columns the source binds
+    to, found here on one file of each mart (the first, as the view binds), so in a time that
+    does not grow with the history."""
+    if not bi_database.exists() or storage_number(bi_database) != BI_STORAGE_NUMBER:
         return False
     with duckdb.connect() as probe:
         try:
@@ -244,7 +342,7 @@ def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> b
         except duckdb.Error:  # not a DuckDB file, or a BI tool holds it for writing
             return False
         for mart in sources:
-            first = _first_file(exports / mart)
+            first = bi_database.parent / files[mart][0]
             one_file = str(first.resolve()).replace("'", "''")
             probe.execute(
                 f"create view memory.main.{mart} as select * from "
@@ -254,12 +352,6 @@ def _holds_views(bi_database: Path, exports: Path, sources: dict[str, str]) -> b
             mart: (sources[mart], columns) for mart, (_, columns) in _views(probe, "memory").items()
         }
         return _views(probe, "bi") == expected
-
-
-def _first_file(folder: Path) -> Path:
-    """The data file of the first day of a mart's export (in the glob's sorted order)."""
-    days = sorted(name for name in os.listdir(folder) if "=" in name)
-    return next(folder / day / DATA_FILE for day in days if (folder / day / DATA_FILE).exists())
 
 
 def _views(conn: duckdb.DuckDBPyConnection, database: str) -> dict[str, tuple]:

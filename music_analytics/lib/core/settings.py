@@ -51,6 +51,7 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_API_MAX_BODY_MB": "10",
     "MUSIC_ANALYTICS_SQL_MAX_ROWS": "10000",
     "MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS": "10",
+    "MUSIC_ANALYTICS_FRESHNESS_GRACE_MINUTES": "180",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -137,6 +138,8 @@ class Settings:
     api_max_body_bytes: int  # POST /v0/events: larger bodies (raw or gunzipped) get 413
     sql_max_rows: int  # GET /v0/sql: rows past this are cut off
     sql_timeout_seconds: int  # GET /v0/sql: a query running longer is stopped
+    alert_webhook_set: bool  # MUSIC_ANALYTICS_ALERT_WEBHOOK_URL is set; read only via EnvVar
+    freshness_grace_minutes: int  # a mart is stale after the daily cron's interval + this
 
     @property
     def spotify_configured(self) -> bool:
@@ -239,6 +242,8 @@ class Settings:
             api_max_body_bytes=_as_int("MUSIC_ANALYTICS_API_MAX_BODY_MB", minimum=1) * 1024 * 1024,
             sql_max_rows=_as_int("MUSIC_ANALYTICS_SQL_MAX_ROWS", minimum=1),
             sql_timeout_seconds=_as_int("MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS", minimum=1),
+            alert_webhook_set=bool(os.environ.get("MUSIC_ANALYTICS_ALERT_WEBHOOK_URL", "").strip()),
+            freshness_grace_minutes=_as_int("MUSIC_ANALYTICS_FRESHNESS_GRACE_MINUTES", minimum=1),
         )
 
     def export_to_environment(self) -> None:

@@ -13,6 +13,7 @@ import sqlalchemy
 from music_analytics.lib.core.crash_points import CRASH_AT
 from music_analytics.lib.core.exports import (
     STAGING_PREFIX,
+    connect_bi_database,
     day_folder,
     export_mart_days,
     export_mart_values,
@@ -42,7 +43,7 @@ def test_each_day_is_one_parquet_file_with_its_rows(conn, tmp_path):
         conn, exports, mart="daily", date_column="stream_date", first=D1, last=D3
     )
     assert (result.days_written, result.days_removed, result.rows) == (2, 0, 3)
-    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("*.parquet"))
+    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("data.parquet"))
     assert files == [
         "daily/stream_date=2025-03-01/data.parquet",
         "daily/stream_date=2025-03-02/data.parquet",
@@ -50,7 +51,7 @@ def test_each_day_is_one_parquet_file_with_its_rows(conn, tmp_path):
     assert not list(exports.rglob(".data-*"))  # no temporary file left behind
 
 
-def test_a_rebuilt_day_replaces_its_file_and_an_emptied_day_loses_it(conn, tmp_path):
+def test_a_rebuilt_day_replaces_its_file_and_an_emptied_day_keeps_an_empty_one(conn, tmp_path):
     exports = tmp_path / "exports"
     export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D2)
     conn.execute("delete from marts.daily where stream_date = ?", [D2])
@@ -59,9 +60,10 @@ def test_a_rebuilt_day_replaces_its_file_and_an_emptied_day_loses_it(conn, tmp_p
         conn, exports, mart="daily", date_column="stream_date", first=D1, last=D2
     )
     assert (result.days_written, result.days_removed) == (1, 1)
-    assert not day_folder(exports, "daily", "stream_date", D2).exists()
+    emptied = day_folder(exports, "daily", "stream_date", D2) / "data.parquet"
+    assert conn.execute(f"select count(*) from '{emptied}'").fetchone() == (0,)
     bi = write_bi_database(exports)
-    with duckdb.connect(str(bi), read_only=True) as reader:
+    with connect_bi_database(str(bi)) as reader:
         rows = reader.execute("select stream_date, track_id, n from daily order by 2").fetchall()
     assert rows == [(D1, "a", 10), (D1, "b", 20)]
 
@@ -72,7 +74,9 @@ def test_a_bi_tool_reads_the_views_while_the_warehouse_is_held_for_writing(conn,
     export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D3)
     bi = write_bi_database(exports)
     conn.execute("insert into marts.daily values (?, 'c', 7)", [D3])  # a run writing
-    engine = sqlalchemy.create_engine(f"duckdb:///{bi}", connect_args={"read_only": True})
+    engine = sqlalchemy.create_engine(
+        f"duckdb:///{bi}?access_mode=read_only&file_search_path={bi.parent}"
+    )
     with engine.connect() as reader:
         rows = reader.execute(
             sqlalchemy.text(
@@ -102,18 +106,23 @@ def test_a_monthly_mart_writes_one_file_per_month_that_holds_the_days(conn, tmp_
         grain="month",
     )
     assert (result.days_written, result.days_removed, result.rows) == (2, 0, 3)
-    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("*.parquet"))
+    files = sorted(p.relative_to(exports).as_posix() for p in exports.rglob("data.parquet"))
     assert files == [
         "monthly/month=2025-02-01/data.parquet",
         "monthly/month=2025-03-01/data.parquet",
     ]
-    # a month that lost its rows loses its file; the months not asked for keep theirs
+    # a month that lost its rows keeps an empty file; the months not asked for keep theirs
     conn.execute("delete from marts.monthly where month = '2025-03-01'")
     result = export_mart_days(
         conn, exports, mart="monthly", date_column="month", first=D1, last=D1, grain="month"
     )
     assert (result.days_written, result.days_removed) == (0, 1)
-    assert [p.parent.name for p in exports.rglob("*.parquet")] == ["month=2025-02-01"]
+    rows = conn.execute(
+        f"select month, count(*) from read_parquet('{exports}/monthly/*/data.parquet', "
+        "hive_partitioning = true) group by all order by all"
+    ).fetchall()
+    assert rows == [(date(2025, 2, 1), 1)]
+    assert len(list(exports.rglob("data.parquet"))) == 2
 
 
 def test_partition_values_are_the_days_or_their_month_starts():
@@ -173,7 +182,9 @@ def test_many_days_in_one_call_hold_the_rows_of_the_one_copy_a_day_path(year, tm
     expected = _day_rows(year, "marts.top", "stream_date")
     for day in SIXTY:
         folder = day_folder(exports, "top", "stream_date", day)
-        assert [p.name for p in folder.iterdir()] == ["data.parquet"]
+        assert [p.name for p in folder.iterdir() if not p.name.startswith(".v-")] == [
+            "data.parquet"
+        ]
         assert _file_rows(year, folder) == expected[day]
     # the file's columns are the mart's but the date column (it is in the folder name)
     schema = year.execute(
@@ -212,11 +223,13 @@ def test_a_day_written_in_several_files_by_duckdb_is_merged_into_one(year, tmp_p
     expected = _day_rows(year, "marts.busy", "stream_date")
     for day in days:
         folder = day_folder(exports, "busy", "stream_date", day)
-        assert [p.name for p in folder.iterdir()] == ["data.parquet"]
+        assert [p.name for p in folder.iterdir() if not p.name.startswith(".v-")] == [
+            "data.parquet"
+        ]
         assert _file_rows(year, folder) == expected[day]
 
 
-def test_values_with_no_rows_at_all_write_nothing_and_remove_their_old_files(year, tmp_path):
+def test_values_with_no_rows_at_all_write_nothing_and_empty_their_old_files(year, tmp_path):
     exports = tmp_path / "exports"
     export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[:2])
     year.execute("delete from marts.top")
@@ -224,8 +237,14 @@ def test_values_with_no_rows_at_all_write_nothing_and_remove_their_old_files(yea
         year, exports, mart="top", date_column="stream_date", values=SIXTY[:2] + [date(2030, 1, 1)]
     )
     assert (result.days_written, result.days_removed, result.rows) == (0, 2, 0)
-    assert list((exports / "top").iterdir()) == []
-    assert exported_marts(exports) == {}
+    assert len(list((exports / "top").iterdir())) == 2  # no folder for 2030-01-01
+    assert exported_marts(exports) == {"top": "stream_date"}
+    with connect_bi_database(write_bi_database(exports)) as bi:
+        assert bi.execute("select count(*) from top").fetchone() == (0,)
+    again = export_mart_values(
+        year, exports, mart="top", date_column="stream_date", values=SIXTY[:2]
+    )
+    assert again.days_removed == 0  # already empty: not rewritten
 
 
 CHILD_EXPORT = """
@@ -267,7 +286,7 @@ def test_a_kill_mid_export_leaves_each_day_old_or_new_and_a_staging_no_reader_se
         assert 0 < sum(states) < 60  # the kill came between two days
         # the readers' glob (bi.duckdb, the server's snapshot) sees the days, not the staging
         assert exported_marts(exports) == {"top": "stream_date"}
-        with duckdb.connect(str(write_bi_database(exports)), read_only=True) as bi:
+        with connect_bi_database(str(write_bi_database(exports))) as bi:
             assert bi.execute("select count(*) from top").fetchone() == (3000,)
         files = conn.execute("select file from glob(?)", [str(exports / "top/*/data.parquet")])
         matched = [file for (file,) in files.fetchall()]
@@ -288,17 +307,21 @@ def test_a_staging_folder_left_behind_is_removed_even_by_an_export_of_no_days(ye
 
 
 def test_the_bi_database_is_kept_while_its_views_stay_and_rebuilt_when_they_change(year, tmp_path):
-    """Rebuilding bi.duckdb binds every file of every mart; a run that changes no view only
-    moves its modification time on (the server's signal to rebuild its snapshot)."""
+    """A call that would write the same views only moves bi.duckdb's modification time on
+    (the server's signal to rebuild its snapshot); a rewritten day (a new version) is a new
+    view."""
     exports = tmp_path / "exports"
     export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY)
     first = write_bi_database(exports).stat()
-    export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[-1:])
     kept = write_bi_database(exports).stat()
     assert kept.st_ino == first.st_ino and kept.st_mtime_ns > first.st_mtime_ns
+    export_mart_values(year, exports, mart="top", date_column="stream_date", values=SIXTY[-1:])
+    rewritten = write_bi_database(exports).stat()
+    assert rewritten.st_ino != kept.st_ino
+    kept = write_bi_database(exports).stat()
 
     def views() -> dict:
-        with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+        with connect_bi_database(str(exports / "bi.duckdb")) as bi:
             names = bi.execute("select view_name from duckdb_views() where not internal")
             return {
                 view: bi.execute(f"select count(*) from {view}").fetchone()[0]
@@ -314,10 +337,36 @@ def test_the_bi_database_is_kept_while_its_views_stay_and_rebuilt_when_they_chan
     year.execute("alter table marts.other add column extra int default 1")
     export_mart_values(year, exports, mart="other", date_column="stream_date", values=SIXTY[:1])
     write_bi_database(exports)
-    with duckdb.connect(str(exports / "bi.duckdb"), read_only=True) as bi:
+    with connect_bi_database(str(exports / "bi.duckdb")) as bi:
         assert "extra" in [row[0] for row in bi.execute("describe other").fetchall()]
-    # a mart whose every day lost its rows: its view goes
+    # a mart whose every day lost its rows: its view stays, with no rows (its files are empty)
     year.execute("delete from marts.other")
     export_mart_values(year, exports, mart="other", date_column="stream_date", values=SIXTY[:1])
     write_bi_database(exports)
-    assert views() == {"top": 3000}
+    assert views() == {"top": 3000, "other": 0}
+
+
+def test_each_version_of_a_day_keeps_its_name_until_superseded_for_the_keep_window(conn, tmp_path):
+    """bi.duckdb's views name a day's version; a rewrite adds a version (the old one stays for
+    readers that opened the views before), and an export past the window removes it."""
+    exports = tmp_path / "exports"
+    folder = day_folder(exports, "daily", "stream_date", D1)
+
+    def versions() -> list[str]:
+        return sorted(p.name for p in folder.glob(".v-*.parquet"))
+
+    export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D1)
+    (first,) = versions()
+    assert os.path.samefile(folder / first, folder / "data.parquet")
+    conn.execute("update marts.daily set n = n + 1")
+    export_mart_days(conn, exports, mart="daily", date_column="stream_date", first=D1, last=D1)
+    assert versions()[0] == first and len(versions()) == 2
+    assert os.path.samefile(folder / versions()[1], folder / "data.parquet")
+    export_mart_values(
+        conn, exports, mart="daily", date_column="stream_date", values=[D1], keep_seconds=0
+    )
+    (current,) = versions()
+    assert first != current and os.path.samefile(folder / current, folder / "data.parquet")
+    with connect_bi_database(write_bi_database(exports)) as bi:
+        source = bi.execute("select comment from duckdb_views() where view_name = 'daily'")
+        assert current in source.fetchone()[0]
