@@ -33,8 +33,10 @@ manifest: $(MANIFEST)
 demo: $(MANIFEST)
 	MUSIC_ANALYTICS_HOME=$${MUSIC_ANALYTICS_HOME:-$(CURDIR)/data/demo} $(BIN)/music-analytics demo
 
+# Two pytest-xdist workers, each module's tests on one worker (its fixtures built once).
+TEST_WORKERS ?= 2
 test: $(MANIFEST)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
 
 dev: $(MANIFEST)
 	@# dagster dev re-parses the dbt project with the `dbt` on PATH: put the venv first.
