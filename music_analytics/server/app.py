@@ -6,6 +6,8 @@ Endpoints (all under a token but `/`, `/healthz`, `/openapi.json` and `/docs`):
   `pipeline=<pipe>`, `_` is the pipe's result.
 - `POST /v0/events?name=music_streams[&wait=true]`: rows into the events landing folder.
 - `GET /v0/pipes`, `GET /v0/filters`: what there is, for clients and the dashboard.
+- `POST /v0/datasources?mode=append`, `POST /v0/datasources/<name>/truncate|delete`,
+  `GET /v0/jobs/<id>`: Tinybird's Data Sources API (server/datasource_ops.py, jobs.py).
 
 Readers use a read-only snapshot of the Parquet exports (server/snapshot.py), never the
 warehouse, so the server answers while a backfill holds the warehouse's write lock. Tokens and
@@ -32,6 +34,8 @@ from music_analytics.lib.core.log_redaction import install_redaction
 from music_analytics.lib.core.settings import Settings
 from music_analytics.server.api_tokens import TokenSet, load_tokens
 from music_analytics.server.auth import ApiError, authorise, redact_tokens
+from music_analytics.server.datasource_ops import job_runner
+from music_analytics.server.datasource_ops import router as datasources_router
 from music_analytics.server.events import router as events_router
 from music_analytics.server.formats import FORMATS, MEDIA_TYPES, render
 from music_analytics.server.openapi import declare_token_auth, pipe_parameters
@@ -143,7 +147,9 @@ def build_app(
     async def lifespan(app: FastAPI):
         # Build the first snapshot before taking requests, so none waits for it.
         await run_in_threadpool(app.state.snapshots.current)
+        app.state.job_runner.recover()  # jobs a killed server left unfinished
         yield
+        app.state.job_runner.close()
         app.state.snapshots.close()  # the snapshot files in the temp folder go with the server
 
     app = FastAPIOffline(
@@ -160,6 +166,7 @@ def build_app(
     app.state.snapshots = snapshots or SnapshotSource(
         settings.exports_dir, memory_limit=settings.duckdb_memory_limit
     )
+    app.state.job_runner = job_runner(settings)
     sql_limits = SqlLimits(settings.sql_max_rows, float(settings.sql_timeout_seconds))
     install_redaction(["uvicorn.access", "uvicorn.error"], redact_tokens, per_argument=True)
 
@@ -277,6 +284,7 @@ def build_app(
         )
 
     app.include_router(events_router)
+    app.include_router(datasources_router)
 
     app.mount("/static", _RevalidatedStaticFiles(directory=STATIC, check_dir=False), name="static")
     declare_token_auth(app)

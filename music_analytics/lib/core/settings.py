@@ -51,6 +51,9 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_API_MAX_BODY_MB": "10",
     "MUSIC_ANALYTICS_SQL_MAX_ROWS": "10000",
     "MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS": "10",
+    "MUSIC_ANALYTICS_APPEND_URL_HOSTS": "",
+    "MUSIC_ANALYTICS_APPEND_URL_MAX_MB": "100",
+    "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS": "60",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -137,6 +140,9 @@ class Settings:
     api_max_body_bytes: int  # POST /v0/events: larger bodies (raw or gunzipped) get 413
     sql_max_rows: int  # GET /v0/sql: rows past this are cut off
     sql_timeout_seconds: int  # GET /v0/sql: a query running longer is stopped
+    append_url_hosts: tuple[str, ...]  # hosts an append from a URL may fetch; empty: none
+    append_url_max_bytes: int  # an append's file larger than this is refused
+    append_url_timeout_seconds: int  # an append's download taking longer is stopped
 
     @property
     def spotify_configured(self) -> bool:
@@ -173,6 +179,11 @@ class Settings:
     @property
     def exports_dir(self) -> Path:
         return self.home / "exports"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """The Data Sources API's jobs, one JSON file each (server/jobs.py)."""
+        return self.home / "jobs"
 
     @property
     def dagster_home(self) -> Path:
@@ -239,6 +250,17 @@ class Settings:
             api_max_body_bytes=_as_int("MUSIC_ANALYTICS_API_MAX_BODY_MB", minimum=1) * 1024 * 1024,
             sql_max_rows=_as_int("MUSIC_ANALYTICS_SQL_MAX_ROWS", minimum=1),
             sql_timeout_seconds=_as_int("MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS", minimum=1),
+            append_url_hosts=tuple(
+                h.strip().lower()
+                for h in _get("MUSIC_ANALYTICS_APPEND_URL_HOSTS").split(",")
+                if h.strip()
+            ),
+            append_url_max_bytes=_as_int("MUSIC_ANALYTICS_APPEND_URL_MAX_MB", minimum=1)
+            * 1024
+            * 1024,
+            append_url_timeout_seconds=_as_int(
+                "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS", minimum=1
+            ),
         )
 
     def export_to_environment(self) -> None:
