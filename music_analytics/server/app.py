@@ -164,7 +164,9 @@ def build_app(
     app.state.settings = settings
     app.state.tokens = tokens if tokens is not None else load_tokens(settings.api_tokens_file)
     app.state.snapshots = snapshots or SnapshotSource(
-        settings.exports_dir, memory_limit=settings.duckdb_memory_limit
+        settings.exports_dir,
+        memory_limit=settings.duckdb_memory_limit,
+        retire_seconds=settings.sql_timeout_seconds + 2.0,
     )
     app.state.job_runner = job_runner(settings)
     sql_limits = SqlLimits(settings.sql_max_rows, float(settings.sql_timeout_seconds))

@@ -35,7 +35,9 @@ from music_analytics.lib.events.datasource_rows import (
     count_matching,
     delete_matching,
     finished_operation,
+    redacted_user_condition,
     truncate_events,
+    user_of,
 )
 from music_analytics.lib.events.validation import VALID_COLUMNS
 from music_analytics.server.append_formats import file_lines, guess_format
@@ -109,11 +111,14 @@ def delete_work(settings: Settings):
     def work(job: dict, update) -> dict:
         with _warehouse(settings) as conn:
             done = finished_operation(conn, job["id"])
+            condition = parse_condition(job["delete_condition"], VALID_COLUMNS)
             if done is None:
-                condition = parse_condition(job["delete_condition"], VALID_COLUMNS)
                 removal = delete_matching(conn, condition, job["id"])
                 done = {"rows_affected": removal.rows_affected, "days_touched": removal.days}
-        return _finished(done)
+        user = user_of(condition)
+        # a user's deletion does not leave the user's id in its job's record
+        redacted = {} if user is None else {"delete_condition": redacted_user_condition(user)}
+        return {**_finished(done), **redacted}
 
     return work
 
@@ -314,8 +319,10 @@ async def delete_rows(request: Request, name: str) -> JSONResponse:
             raise ApiError(400, str(exc)) from None
         except WarehouseFileError as exc:
             raise _warehouse_error(exc) from None
+        user = user_of(condition)
+        shown = text if user is None else redacted_user_condition(user)
         job = runner.store.create(
-            "delete_data", name, delete_condition=text, dry_run=True, status="done",
+            "delete_data", name, delete_condition=shown, dry_run=True, status="done",
             rows_affected=rows,
         )
     else:

@@ -118,18 +118,24 @@ def fetch(url: str, policy: UrlPolicy) -> bytes:
         response = _request(target, resolve(target, policy), policy, deadline)
         try:
             if response.status in (301, 302, 303, 307, 308):
-                location = response.headers.get("location", "")
-                following = check_url(urljoin(f"{target.scheme}://{target.host}:{target.port}"
-                                              f"{target.path}", location), policy)
-                if (following.scheme, following.host, following.port) != (
+                location = urljoin(
+                    f"{target.scheme}://{target.host}:{target.port}{target.path}",
+                    response.headers.get("location", ""),
+                )
+                parts = urlsplit(location)
+                try:
+                    port = parts.port or (443 if parts.scheme == "https" else 80)
+                except ValueError:
+                    port = -1
+                if (parts.scheme, (parts.hostname or "").lower(), port) != (
                     target.scheme, target.host, target.port
                 ):
                     raise FetchError(
-                        f"parameter 'url': {target.host} redirects to another host or scheme "
-                        f"({following.scheme}://{following.host}:{following.port}), which is "
-                        "not followed"
+                        f"parameter 'url': {target.host} redirects to another host, port or "
+                        f"scheme ({parts.scheme}://{parts.hostname}:{port}), which is not "
+                        "followed"
                     )
-                target = following
+                target = check_url(location, policy)
                 continue
             if response.status != 200:
                 raise FetchError(f"parameter 'url': the server answered HTTP {response.status}")

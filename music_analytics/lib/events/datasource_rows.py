@@ -9,6 +9,7 @@ a caller killed after the commit can learn from `finished_operation` that it is 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ def delete_matching(
             "delete_data",
             condition.sql,
             condition.params,
-            condition_text=condition.text,
+            condition_text=condition.text if user is None else redacted_user_condition(user),
             quarantine_where=quarantine_match_sql(user) if user is not None else None,
         )
     except duckdb.Error as exc:
@@ -132,6 +133,12 @@ def quarantine_match_sql(user_id: str) -> tuple[str, list]:
     )
 
 
+def redacted_user_condition(user_id: str) -> str:
+    """How a user's deletion is recorded: by a hash of the id, so the record does not keep
+    the id it deleted (the same id always gives the same hash, to check a deletion)."""
+    return f"user_id = sha256:{hashlib.sha256(user_id.encode()).hexdigest()}"
+
+
 def user_of(condition: Condition) -> str | None:
     """The user a condition selects when it is exactly `user_id = '<id>'` (a user's deletion
     through the API, which removes the user's quarantined lines too), else None."""
@@ -151,6 +158,6 @@ def delete_user_rows(
         "delete_user",
         "user_id = ?",
         [user_id],
-        condition_text=f"user_id = {json.dumps(user_id)}",
+        condition_text=redacted_user_condition(user_id),
         quarantine_where=quarantine_match_sql(user_id),
     )
