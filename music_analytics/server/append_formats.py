@@ -45,12 +45,14 @@ def guess_format(url: str, given: str | None) -> str:
     return "csv"
 
 
-def file_lines(body: bytes, fmt: str, limits: JsonLimits = DEFAULT_JSON_LIMITS) -> list[str]:
+def file_lines(
+    body: bytes, fmt: str, limits: JsonLimits = DEFAULT_JSON_LIMITS, delimiter: str = ","
+) -> list[str]:
     """The file's rows as NDJSON lines; IntakeError (400) when it cannot be read as `fmt`."""
     if fmt == "ndjson":
         return body_lines(body, limits, "ndjson")
     if fmt == "csv":
-        return csv_lines(body)
+        return csv_lines(body, delimiter)
     if fmt == "parquet":
         return parquet_lines(body)
     raise IntakeError(400, f"parameter 'format': {fmt[:20]!r} is not csv, ndjson or parquet")
@@ -63,9 +65,13 @@ def _cell(column: str, value: str):
     return value
 
 
-def csv_lines(body: bytes) -> list[str]:
+def csv_lines(body: bytes, delimiter: str = ",") -> list[str]:
     """CSV rows as JSON objects; a row with the wrong number of cells is kept as its cells
-    (the validation quarantines it for the columns it lacks)."""
+    (the validation quarantines it for the columns it lacks). `delimiter` is Tinybird's
+    `dialect_delimiter`: one character."""
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        raise IntakeError(400, f"parameter 'dialect_delimiter': {delimiter[:5]!r} is not one "
+                               "character (other than a quote or a line break)")
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -74,7 +80,7 @@ def csv_lines(body: bytes) -> list[str]:
         raise IntakeError(400, "the CSV file holds a NUL byte")
     csv.field_size_limit(_MAX_CSV_FIELD)
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise IntakeError(400, f"the CSV file cannot be read: {exc}") from None
     rows = [row for row in rows if any(cell.strip() for cell in row)]

@@ -256,7 +256,8 @@ async def _append_body(request: Request, settings: Settings, name: str, fmt: str
             raise ApiError(413, f"the body is larger than {limit} bytes")
     try:
         body = decode_body(bytes(raw), request.headers.get("content-encoding"), limit)
-        lines = await run_in_threadpool(file_lines, body, fmt, settings.json_limits)
+        delimiter = request.query_params.get("dialect_delimiter") or ","
+        lines = await run_in_threadpool(file_lines, body, fmt, settings.json_limits, delimiter)
     except IntakeError as exc:
         raise ApiError(exc.status, str(exc)) from None
     if not lines:
