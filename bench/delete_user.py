@@ -37,8 +37,10 @@ def bench_delete_user_job(client, warehouse: Path) -> dict:
 
     started = time.perf_counter()
     status, raw = client.call(
-        "POST", "/v0/datasources/music_streams/delete",
-        urlencode({"delete_condition": condition, "dry_run": "true"}).encode(), form,
+        "POST",
+        "/v0/datasources/music_streams/delete",
+        urlencode({"delete_condition": condition, "dry_run": "true"}).encode(),
+        form,
     )
     dry_seconds = time.perf_counter() - started
     if status != 200:
@@ -47,8 +49,10 @@ def bench_delete_user_job(client, warehouse: Path) -> dict:
 
     started = time.perf_counter()
     status, raw = client.call(
-        "POST", "/v0/datasources/music_streams/delete",
-        urlencode({"delete_condition": condition}).encode(), form,
+        "POST",
+        "/v0/datasources/music_streams/delete",
+        urlencode({"delete_condition": condition}).encode(),
+        form,
     )
     if status != 200:
         raise RuntimeError(f"the delete answered {status}: {raw[:300]!r}")

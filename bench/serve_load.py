@@ -515,8 +515,11 @@ def bench_serve(work: Path) -> dict:
             figures.update(bench_delete_user_job(deleter, home / "warehouse.duckdb"))
         finally:
             deleter.close()
-        progress("serve", f"delete job: {figures['serve_delete_user_job_seconds']} s for "
-                          f"{figures['serve_delete_user_rows_affected']:,} rows")
+        progress(
+            "serve",
+            f"delete job: {figures['serve_delete_user_job_seconds']} s for "
+            f"{figures['serve_delete_user_rows_affected']:,} rows",
+        )
     finally:
         figures.update(server.stop())
         shutil.rmtree(home, ignore_errors=True)

@@ -62,8 +62,9 @@ def user_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
 def user_rows(conn: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, int]:
     """The user's rows in each mart with a user_id column."""
     return {
-        table: conn.execute(f"select count(*) from {table} where user_id = ?", [user_id])
-        .fetchone()[0]
+        table: conn.execute(
+            f"select count(*) from {table} where user_id = ?", [user_id]
+        ).fetchone()[0]
         for table in user_tables(conn)
     }
 

@@ -88,8 +88,9 @@ def _pipe_answer(
 ) -> tuple[QueryResult, dict]:
     """The pipe's result for `params` (default: the query string), and the typed parameters."""
     try:
-        values = parse_params(pipe, dict(request.query_params) if params is None else params,
-                              snapshot)
+        values = parse_params(
+            pipe, dict(request.query_params) if params is None else params, snapshot
+        )
     except PipeParamError as exc:
         raise ApiError(400, str(exc)) from None
     except NoDataError as exc:
@@ -315,7 +316,11 @@ def build_app(
     async def sql_post(request: Request) -> Response:
         params = await _form_params(request)
         return await run_in_threadpool(
-            sql, request, params.get("q", ""), params.get("format"), params.get("pipeline"),
+            sql,
+            request,
+            params.get("q", ""),
+            params.get("format"),
+            params.get("pipeline"),
             params,
         )
 

@@ -34,12 +34,17 @@ def guess_format(url: str, given: str | None) -> str:
     """`format=` when given, else from the URL's file name; CSV by default (as Tinybird)."""
     if given:
         if given not in FORMATS:
-            raise IntakeError(400, f"parameter 'format': {given[:20]!r} is not csv, ndjson or "
-                                   "parquet")
+            raise IntakeError(
+                400, f"parameter 'format': {given[:20]!r} is not csv, ndjson or parquet"
+            )
         return given
     path = url.split("?")[0].lower()
-    for suffix, fmt in ((".parquet", "parquet"), (".ndjson", "ndjson"), (".jsonl", "ndjson"),
-                        (".json", "ndjson")):
+    for suffix, fmt in (
+        (".parquet", "parquet"),
+        (".ndjson", "ndjson"),
+        (".jsonl", "ndjson"),
+        (".json", "ndjson"),
+    ):
         if path.endswith(suffix):
             return fmt
     return "csv"
@@ -69,9 +74,12 @@ def csv_lines(body: bytes, delimiter: str = ",") -> list[str]:
     """CSV rows as JSON objects; a row with the wrong number of cells is kept as its cells
     (the validation quarantines it for the columns it lacks). `delimiter` is Tinybird's
     `dialect_delimiter`: one character."""
-    if len(delimiter) != 1 or delimiter in "\r\n\"":
-        raise IntakeError(400, f"parameter 'dialect_delimiter': {delimiter[:5]!r} is not one "
-                               "character (other than a quote or a line break)")
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        raise IntakeError(
+            400,
+            f"parameter 'dialect_delimiter': {delimiter[:5]!r} is not one "
+            "character (other than a quote or a line break)",
+        )
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -93,8 +101,9 @@ def csv_lines(body: bytes, delimiter: str = ",") -> list[str]:
     else:
         columns = names
     return [
-        json.dumps({c: _cell(c, v) for c, v in zip(columns, row, strict=False) if c},
-                   ensure_ascii=False)
+        json.dumps(
+            {c: _cell(c, v) for c, v in zip(columns, row, strict=False) if c}, ensure_ascii=False
+        )
         for row in rows
     ]
 

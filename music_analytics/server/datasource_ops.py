@@ -202,13 +202,19 @@ async def append(request: Request) -> JSONResponse:
     mode = params.get("mode", "append")
     url = params.get("url")
     if url:
-        authorise(request, lambda t: t.can_manage_datasources, "data-source operations "
-                  "(it needs DATASOURCES:CREATE)")
+        authorise(
+            request,
+            lambda t: t.can_manage_datasources,
+            "data-source operations (it needs DATASOURCES:CREATE)",
+        )
     else:
         authorise(request, lambda t: t.can_append(name), f"appending to {name[:60]}")
     if mode != "append":
-        raise ApiError(400, f"parameter 'mode': {mode[:20]!r} is not supported; only append "
-                            "(the data source's schema is fixed)")
+        raise ApiError(
+            400,
+            f"parameter 'mode': {mode[:20]!r} is not supported; only append "
+            "(the data source's schema is fixed)",
+        )
     _check_datasource(name)
     settings: Settings = request.app.state.settings
     try:
@@ -280,16 +286,24 @@ async def _append_body(request: Request, settings: Settings, name: str, fmt: str
 
 @router.post("/v0/datasources/{name}/truncate", summary="Delete every row of the data source.")
 async def truncate(request: Request, name: str) -> JSONResponse:
-    authorise(request, lambda t: t.can_manage_datasources, "data-source operations "
-              "(it needs DATASOURCES:CREATE)")
+    authorise(
+        request,
+        lambda t: t.can_manage_datasources,
+        "data-source operations (it needs DATASOURCES:CREATE)",
+    )
     _check_datasource(name)
     runner = _runner(request)
     job = runner.store.create("truncate", name)
     job = await run_in_threadpool(lambda: runner.submit(job).result())
     if job["status"] != "done":
         raise ApiError(503, f"the truncate failed: {job.get('error')}")
-    return JSONResponse({"truncated": True, "result": job_answer(job, _base(request)),
-                         "job": job_answer(job, _base(request))})
+    return JSONResponse(
+        {
+            "truncated": True,
+            "result": job_answer(job, _base(request)),
+            "job": job_answer(job, _base(request)),
+        }
+    )
 
 
 @router.post(
@@ -297,8 +311,11 @@ async def truncate(request: Request, name: str) -> JSONResponse:
     summary="Delete the rows matching `delete_condition` (a job); `dry_run=true` counts them.",
 )
 async def delete_rows(request: Request, name: str) -> JSONResponse:
-    authorise(request, lambda t: t.can_manage_datasources, "data-source operations "
-              "(it needs DATASOURCES:CREATE)")
+    authorise(
+        request,
+        lambda t: t.can_manage_datasources,
+        "data-source operations (it needs DATASOURCES:CREATE)",
+    )
     _check_datasource(name)
     params = await _params(request)
     text = params.get("delete_condition", "")
@@ -323,7 +340,11 @@ async def delete_rows(request: Request, name: str) -> JSONResponse:
         user = user_of(condition)
         shown = text if user is None else redacted_user_condition(user)
         job = runner.store.create(
-            "delete_data", name, delete_condition=shown, dry_run=True, status="done",
+            "delete_data",
+            name,
+            delete_condition=shown,
+            dry_run=True,
+            status="done",
             rows_affected=rows,
         )
     else:

@@ -128,7 +128,9 @@ def fetch(url: str, policy: UrlPolicy) -> bytes:
                 except ValueError:
                     port = -1
                 if (parts.scheme, (parts.hostname or "").lower(), port) != (
-                    target.scheme, target.host, target.port
+                    target.scheme,
+                    target.host,
+                    target.port,
                 ):
                     raise FetchError(
                         f"parameter 'url': {target.host} redirects to another host, port or "
@@ -151,8 +153,13 @@ def _request(target: Target, address: str, policy: UrlPolicy, deadline: float):
     options = dict(timeout=timeout, retries=False, maxsize=1)
     if target.scheme == "https":
         pool = urllib3.HTTPSConnectionPool(
-            address, target.port, server_hostname=target.host, assert_hostname=target.host,
-            cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(), **options,
+            address,
+            target.port,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=certifi.where(),
+            **options,
         )
     else:
         pool = urllib3.HTTPConnectionPool(address, target.port, **options)
@@ -162,14 +169,19 @@ def _request(target: Target, address: str, policy: UrlPolicy, deadline: float):
         return pool.urlopen(
             "GET",
             target.path,
-            headers={"Host": host_header, "Accept-Encoding": "identity",
-                     "User-Agent": "music-analytics"},
+            headers={
+                "Host": host_header,
+                "Accept-Encoding": "identity",
+                "User-Agent": "music-analytics",
+            },
             redirect=False,
             preload_content=False,
             decode_content=False,
         )
     except urllib3.exceptions.HTTPError as exc:
-        raise FetchError(f"parameter 'url': fetching from {target.host} failed: {exc}", 502) from None
+        raise FetchError(
+            f"parameter 'url': fetching from {target.host} failed: {exc}", 502
+        ) from None
 
 
 def _read_capped(response, policy: UrlPolicy, deadline: float) -> bytes:

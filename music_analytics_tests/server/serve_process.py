@@ -28,8 +28,17 @@ class ServeProcess:
         self.log_path = log
         self._log = open(log, "a")  # noqa: SIM115 (open while the server runs)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "music_analytics.cli", "serve", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"],
+            [
+                sys.executable,
+                "-m",
+                "music_analytics.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -65,8 +65,11 @@ def home(tmp_path_factory):
             ],
         )
         refresh(settings=settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
-        for name, scope in (("admin", "ADMIN"), ("ops", "DATASOURCES:CREATE"),
-                            ("reader", "PIPES:READ")):
+        for name, scope in (
+            ("admin", "ADMIN"),
+            ("ops", "DATASOURCES:CREATE"),
+            ("reader", "PIPES:READ"),
+        ):
             create_token(settings.api_tokens_file, name, [scope])
         yield settings
 
@@ -142,8 +145,11 @@ def test_hostile_conditions_get_a_400_naming_the_problem(server, tokens, conditi
 
 def test_the_scope_is_needed(server, tokens):
     assert _delete(server.url, tokens, "user_id = 'x'", token="reader").status_code == 403
-    response = requests.post(f"{server.url}/v0/datasources/music_streams/truncate",
-                             headers=_auth(tokens, "reader"), timeout=10)
+    response = requests.post(
+        f"{server.url}/v0/datasources/music_streams/truncate",
+        headers=_auth(tokens, "reader"),
+        timeout=10,
+    )
     assert response.status_code == 403
 
 
@@ -157,8 +163,11 @@ def test_delete_by_condition_then_refresh_changes_the_pipe(home, server, tokens)
     answer = _delete(server.url, tokens, "track_id = 'track_1'").json()
     assert answer["job_url"].endswith(f"/v0/jobs/{answer['job_id']}")
     job = _wait_job(server.url, tokens, answer["job_id"])
-    assert (job["status"], job["kind"], job["rows_affected"]) == ("done", "delete_data",
-                                                                 expected[0][0])
+    assert (job["status"], job["kind"], job["rows_affected"]) == (
+        "done",
+        "delete_data",
+        expected[0][0],
+    )
     assert job["days_marked_for_rebuild"] == 1  # track_1's streams are all on the second day
     pending = _warehouse(home, "select distinct day::varchar from raw.pending_rebuilds order by 1")
     assert [d for (d,) in pending] == [DAYS[1]]
@@ -182,18 +191,24 @@ def test_a_delete_job_killed_mid_transaction_is_done_once_by_the_next_server(
     stored = json.loads((home.jobs_dir / f"{answer['job_id']}.json").read_text())
     assert stored["status"] == "working"
     # the transaction died uncommitted: the rows are all still there
-    assert _warehouse(home, "select count(*) from raw.stream_events where track_id = 'track_2'") \
+    assert (
+        _warehouse(home, "select count(*) from raw.stream_events where track_id = 'track_2'")
         == expected
+    )
     restarted = ServeProcess(tmp_path / "restart.log")
     try:
         job = _wait_job(restarted.url, tokens, answer["job_id"])
     finally:
         restarted.stop()
     assert (job["status"], job["rows_affected"], job["attempts"]) == ("done", expected[0][0], 2)
-    assert _warehouse(home, "select count(*) from raw.stream_events where track_id = 'track_2'") \
-        == [(0,)]
-    operations = _warehouse(home, "select count(*) from raw.datasource_operations "
-                                  "where operation_id = ?", [answer["job_id"]])
+    assert _warehouse(
+        home, "select count(*) from raw.stream_events where track_id = 'track_2'"
+    ) == [(0,)]
+    operations = _warehouse(
+        home,
+        "select count(*) from raw.datasource_operations where operation_id = ?",
+        [answer["job_id"]],
+    )
     assert operations == [(1,)]
 
 
@@ -206,8 +221,10 @@ def _csv(rows: list[dict]) -> bytes:
 def _parquet(rows: list[dict], tmp_path: Path) -> bytes:
     path = tmp_path / "rows.parquet"
     with duckdb.connect() as conn:
-        conn.execute("create table r as select * from read_json(?)", [
-            str(write_lines(tmp_path / "rows.ndjson", rows))])
+        conn.execute(
+            "create table r as select * from read_json(?)",
+            [str(write_lines(tmp_path / "rows.ndjson", rows))],
+        )
         conn.execute("copy r to ? (format parquet)", [str(path)])
     return path.read_bytes()
 
@@ -234,28 +251,45 @@ def test_append_from_url_in_each_format_lands_rows_like_events(home, server, tok
             jobs[name] = _wait_job(server.url, tokens, response.json()["job_id"])
         refused = requests.post(
             f"{server.url}/v0/datasources",
-            params={"mode": "append", "name": "music_streams",
-                    "url": base.replace("127.0.0.1", "localhost") + "/rows.csv"},
-            headers=_auth(tokens), timeout=30,
+            params={
+                "mode": "append",
+                "name": "music_streams",
+                "url": base.replace("127.0.0.1", "localhost") + "/rows.csv",
+            },
+            headers=_auth(tokens),
+            timeout=30,
         )
         redirected = requests.post(
             f"{server.url}/v0/datasources",
-            params={"mode": "append", "name": "music_streams",
-                    "url": base + "/redirect-other/rows.csv"},
-            headers=_auth(tokens), timeout=30,
+            params={
+                "mode": "append",
+                "name": "music_streams",
+                "url": base + "/redirect-other/rows.csv",
+            },
+            headers=_auth(tokens),
+            timeout=30,
         ).json()
         redirected_job = _wait_job(server.url, tokens, redirected["job_id"])
     assert refused.status_code == 403 and "MUSIC_ANALYTICS_APPEND_URL_HOSTS" in refused.text
     assert redirected_job["status"] == "error" and "another host" in redirected_job["error"]
-    counts = {n: (j["status"], j["successful_rows"], j["quarantined_rows"]) for n, j in jobs.items()}
-    assert counts == {"/rows.csv": ("done", 2, 1), "/rows.ndjson": ("done", 2, 0),
-                      "/rows.parquet": ("done", 2, 0)}
+    counts = {
+        n: (j["status"], j["successful_rows"], j["quarantined_rows"]) for n, j in jobs.items()
+    }
+    assert counts == {
+        "/rows.csv": ("done", 2, 1),
+        "/rows.ndjson": ("done", 2, 0),
+        "/rows.parquet": ("done", 2, 0),
+    }
     refresh(settings=home, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
-    loaded = _warehouse(home, "select stream_id from raw.stream_events where stream_id in "
-                              "(select unnest(?)) order by 1", [[r["stream_id"] for r in rows]])
+    loaded = _warehouse(
+        home,
+        "select stream_id from raw.stream_events where stream_id in (select unnest(?)) order by 1",
+        [[r["stream_id"] for r in rows]],
+    )
     assert [r[0] for r in loaded] == sorted(r["stream_id"] for r in rows)
-    quarantined = _warehouse(home, "select error_column from raw.stream_events_quarantine "
-                                   "where contains(line, 's2000')")
+    quarantined = _warehouse(
+        home, "select error_column from raw.stream_events_quarantine where contains(line, 's2000')"
+    )
     assert quarantined == [("completed",)]
 
 
@@ -272,15 +306,20 @@ def _user_hits(home, user_id: str) -> list[str]:
         for schema, table, column in columns:
             found = conn.execute(
                 f'select count(*) from "{schema}"."{table}" '
-                f'where contains(cast("{column}" as varchar), ?)', [user_id]
+                f'where contains(cast("{column}" as varchar), ?)',
+                [user_id],
             ).fetchone()[0]
             if found:
                 hits.append(f"{schema}.{table}.{column}")
     with duckdb.connect() as conn:
         for path in sorted(home.exports_dir.rglob("*.parquet")):
-            columns = [r[0] for r in conn.execute("describe select * from read_parquet(?)",
-                                                   [str(path)]).fetchall()]
-            text = " || ' ' || ".join(f'coalesce(cast("{c}" as varchar), \'\')' for c in columns)
+            columns = [
+                r[0]
+                for r in conn.execute(
+                    "describe select * from read_parquet(?)", [str(path)]
+                ).fetchall()
+            ]
+            text = " || ' ' || ".join(f"coalesce(cast(\"{c}\" as varchar), '')" for c in columns)
             found = conn.execute(
                 f"select count(*) from read_parquet(?) where contains({text}, ?)",
                 [str(path), user_id],
@@ -296,7 +335,9 @@ def test_delete_user_removes_the_user_everywhere_and_keeps_the_other(home, serve
     before = _tracks(server.url, tokens)
     done = subprocess.run(
         [sys.executable, "-m", "music_analytics.cli", "delete-user", ALICE],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     assert "raw.stream_events:" in done.stdout and "raw.stream_events_quarantine: 2" in done.stdout
@@ -307,21 +348,28 @@ def test_delete_user_removes_the_user_everywhere_and_keeps_the_other(home, serve
     while (hits := _user_hits(home, ALICE)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert hits == []
-    assert _warehouse(home, "select count(*) from raw.stream_events where user_id = ?",
-                      [BOB]) == bob_before
+    assert (
+        _warehouse(home, "select count(*) from raw.stream_events where user_id = ?", [BOB])
+        == bob_before
+    )
     assert _user_hits(home, BOB)
-    users = requests.get(f"{server.url}/v0/sql", params={
-        "q": "select distinct user_id from user_activity_daily order by 1"},
-        headers=_auth(tokens, "reader"), timeout=10).json()["data"]
+    users = requests.get(
+        f"{server.url}/v0/sql",
+        params={"q": "select distinct user_id from user_activity_daily order by 1"},
+        headers=_auth(tokens, "reader"),
+        timeout=10,
+    ).json()["data"]
     assert ALICE not in [u["user_id"] for u in users]
 
 
 def test_truncate_empties_the_data_source_and_its_days(home, server, tokens):
-    response = requests.post(f"{server.url}/v0/datasources/music_streams/truncate",
-                             headers=_auth(tokens), timeout=60)
+    response = requests.post(
+        f"{server.url}/v0/datasources/music_streams/truncate", headers=_auth(tokens), timeout=60
+    )
     assert response.status_code == 200, response.text
     assert response.json()["truncated"] is True
     assert _warehouse(home, "select count(*) from raw.stream_events") == [(0,)]
     refresh(settings=home, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
-    assert _warehouse(home, "select count(*) from marts.fct_streams where source = 'events'") \
-        == [(0,)]
+    assert _warehouse(home, "select count(*) from marts.fct_streams where source = 'events'") == [
+        (0,)
+    ]

@@ -31,14 +31,23 @@ WINDOW = {
 
 
 def _row(n: int, **overrides) -> dict:
-    return event(n, stream_id=f"v{n}", genre="pop", country="US", track_id=f"vt_{n % 3}",
-                 stream_start_time=f"2025-03-0{1 + n % 2} 10:{n % 60:02d}:00", **overrides)
+    return event(
+        n,
+        stream_id=f"v{n}",
+        genre="pop",
+        country="US",
+        track_id=f"vt_{n % 3}",
+        stream_start_time=f"2025-03-0{1 + n % 2} 10:{n % 60:02d}:00",
+        **overrides,
+    )
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory):
     with module_home(
-        tmp_path_factory, "verdin", MUSIC_ANALYTICS_START_DATE="2025-01-01",
+        tmp_path_factory,
+        "verdin",
+        MUSIC_ANALYTICS_START_DATE="2025-01-01",
         MUSIC_ANALYTICS_FILE_STABLE_SECONDS="0",
     ) as settings:
         write_lines(settings.events_landing / "seed.ndjson", [_row(n) for n in range(30)])
@@ -91,12 +100,14 @@ def test_pipe_with_datetime_parameters_and_q(home, client):
 
     rows = _wait_for(total)  # the server's snapshot catches up with the refresh
     assert rows and {r["track_id"] for r in rows} == {"vt_0", "vt_1", "vt_2"}
-    counted = client.api.pipes.query("top_tracks", query="select count() as n from _",
-                                     parameters=WINDOW)
+    counted = client.api.pipes.query(
+        "top_tracks", query="select count() as n from _", parameters=WINDOW
+    )
     assert counted.data == [{"n": 3}]
     # over 8 kB the client POSTs the call: the same answer
-    long_q = "select count() as n from _ where track_id not in (" + ", ".join(
-        ["'nope'"] * 1500) + ")"
+    long_q = (
+        "select count() as n from _ where track_id not in (" + ", ".join(["'nope'"] * 1500) + ")"
+    )
     assert client.api.pipes.query("top_tracks", query=long_q, parameters=WINDOW).data == [{"n": 3}]
 
 
@@ -109,21 +120,27 @@ def test_sql_with_format_and_pipeline(home, client):
     assert [r["track_id"] for r in csv.data] == ["vt_0", "vt_1", "vt_2"]
     each_row = client.api.query.query(sql, format="JSONEachRow")
     assert [r["track_id"] for r in each_row.data] == ["vt_0", "vt_1", "vt_2"]
-    over_pipe = client.api.query.query("select count() as n from _", pipeline="top_tracks",
-                                       parameters=WINDOW)  # the client POSTs with parameters
+    over_pipe = client.api.query.query(
+        "select count() as n from _", pipeline="top_tracks", parameters=WINDOW
+    )  # the client POSTs with parameters
     assert over_pipe.data == [{"n": 3}]
 
 
 def test_delete_and_truncate_through_the_client(home, client):
     api = client.api.datasources
     expected = _count(home, "select count(*) from raw.stream_events where track_id = 'vt_0'")
-    dry = api.session.post(f"{api.host}/v0/datasources/music_streams/delete",
-                           data={"delete_condition": "track_id = 'vt_0'", "dry_run": "true"})
+    dry = api.session.post(
+        f"{api.host}/v0/datasources/music_streams/delete",
+        data={"delete_condition": "track_id = 'vt_0'", "dry_run": "true"},
+    )
     assert dry.status_code == 200 and dry.json()["rows_affected"] == expected > 0, dry.text
-    job = api.session.post(f"{api.host}/v0/datasources/music_streams/delete",
-                           data={"delete_condition": "track_id = 'vt_0'"}).json()
-    status = _wait_for(lambda: (j := api.session.get(job["job_url"]).json())["status"] in
-                       ("done", "error") and j)
+    job = api.session.post(
+        f"{api.host}/v0/datasources/music_streams/delete",
+        data={"delete_condition": "track_id = 'vt_0'"},
+    ).json()
+    status = _wait_for(
+        lambda: (j := api.session.get(job["job_url"]).json())["status"] in ("done", "error") and j
+    )
     assert (status["status"], status["rows_affected"]) == ("done", expected)
     client.datasource("music_streams").truncate()
     assert _count(home, "select count(*) from raw.stream_events") == 0

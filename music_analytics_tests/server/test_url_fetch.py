@@ -29,8 +29,12 @@ def test_an_allowed_host_is_fetched_and_same_host_redirects_followed(base):
         ("http://user:pw@127.0.0.1/a.csv", LOCAL, 400, "credentials"),
         # a name allowed, but it resolves to loopback and that address is not allowed
         ("{base_localhost}/a.csv", UrlPolicy(("localhost",), 1024, 5.0), 403, "non-public"),
-        ("{base}/redirect-other/a.csv", UrlPolicy(("127.0.0.1", "localhost"), 1024, 5.0),
-         400, "redirects to another host"),
+        (
+            "{base}/redirect-other/a.csv",
+            UrlPolicy(("127.0.0.1", "localhost"), 1024, 5.0),
+            400,
+            "redirects to another host",
+        ),
         ("{base}/big", LOCAL, 413, "MUSIC_ANALYTICS_APPEND_URL_MAX_MB"),
         ("{base}/slow", UrlPolicy(("127.0.0.1",), 1024 * 1024, 1.0), 408, "TIMEOUT_SECONDS"),
         ("{base}/missing.csv", LOCAL, 400, "HTTP 404"),

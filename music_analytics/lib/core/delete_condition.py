@@ -71,8 +71,9 @@ def parse_condition(text: str, columns: Iterable[str]) -> Condition:
     """The condition as SQL over `columns`, or ConditionError naming what is not allowed."""
     allowed = {c.lower(): c for c in columns}
     if not isinstance(text, str) or not text.strip():
-        raise ConditionError("parameter 'delete_condition' is empty: give a condition, e.g. "
-                             "user_id = 'u1'")
+        raise ConditionError(
+            "parameter 'delete_condition' is empty: give a condition, e.g. user_id = 'u1'"
+        )
     if len(text) > MAX_CONDITION_CHARS:
         raise ConditionError(f"parameter 'delete_condition' is over {MAX_CONDITION_CHARS} chars")
     if "\x00" in text:
@@ -95,8 +96,9 @@ def parse_condition(text: str, columns: Iterable[str]) -> Condition:
     emitter = _Emitter(allowed)
     sql = emitter.emit(where, 0)  # refuses what is not allowed, naming it
     if not _is_boolean(where):
-        raise ConditionError("delete_condition is not a boolean expression: compare a column, "
-                             "e.g. user_id = 'u1'")
+        raise ConditionError(
+            "delete_condition is not a boolean expression: compare a column, e.g. user_id = 'u1'"
+        )
     return Condition(text, sql, emitter.params, frozenset(emitter.used))
 
 
@@ -182,8 +184,9 @@ class _Emitter:
     def _column(self, node: dict) -> str:
         names = node.get("column_names") or []
         if len(names) != 1:
-            raise ConditionError(f"delete_condition names {'.'.join(names)[:80]!r}: use a "
-                                 "plain column name")
+            raise ConditionError(
+                f"delete_condition names {'.'.join(names)[:80]!r}: use a plain column name"
+            )
         column = self.columns.get(names[0].lower())
         if column is None:
             raise ConditionError(
@@ -206,8 +209,9 @@ class _Emitter:
         elif kind == "BOOLEAN":
             self.params.append(text.lower() == "true")
         else:
-            raise ConditionError(f"delete_condition holds a {str(kind).lower()} literal, "
-                                 "which is not allowed")
+            raise ConditionError(
+                f"delete_condition holds a {str(kind).lower()} literal, which is not allowed"
+            )
         return "?"
 
     def _operator(self, sub: str, children: list, depth: int) -> str:

@@ -148,9 +148,7 @@ def user_of(condition: Condition) -> str | None:
     return None
 
 
-def delete_user_rows(
-    conn: duckdb.DuckDBPyConnection, user_id: str, operation_id: str
-) -> Removal:
+def delete_user_rows(conn: duckdb.DuckDBPyConnection, user_id: str, operation_id: str) -> Removal:
     """Delete the user's events and every quarantined line that names the user."""
     return _remove(
         conn,
