@@ -1,5 +1,7 @@
 """`music-analytics delete-user USER_ID`: a listener's rows out of raw, the marts and the exports.
 
+0. Event files waiting in the landing folder are loaded first (a `refresh`), so rows of the
+   user that arrived before the command are deleted too, not loaded just after it.
 1. In one raw transaction (lib/events/datasource_rows.py): the user's events leave
    raw.stream_events, every quarantined line naming the user leaves
    raw.stream_events_quarantine, and the days they were on are marked for rebuild.
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from music_analytics.lib.core.landing import file_run_key, landing_files, loaded_keys
 from music_analytics.lib.core.raw_writer import new_load_id
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
@@ -69,11 +72,22 @@ def user_rows(conn: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, int]:
     }
 
 
+def waiting_event_files(settings: Settings) -> list:
+    """Event files in the landing folder that no run has loaded yet."""
+    folder = settings.events_landing
+    loaded = loaded_keys(folder)
+    return [p for p in landing_files(folder, "events") if file_run_key(p) not in loaded]
+
+
 def delete_user(settings: Settings, user_id: str, *, rebuild: bool = True) -> UserDeletion:
     """Delete the user from raw (and, with `rebuild`, from the marts and exports)."""
     if not user_id or len(user_id) > 1000:
         raise ValueError("give the user's id (at most 1000 characters)")
     result = UserDeletion(user_id)
+    if rebuild and waiting_event_files(settings):
+        from music_analytics.refresh import refresh
+
+        refresh(settings=settings, log_level="WARNING")
     config = {"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {}
     with connect_warehouse(settings.warehouse_path, config=config) as conn:
         ensure_raw_tables(conn)

@@ -27,6 +27,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.delete_condition import ConditionError, parse_condition
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
@@ -102,6 +103,7 @@ def import_work(settings: Settings):
         }
         update(**counts)
         land_batch(settings.events_landing, lines, name=name)
+        crash_point("job_landed")
         return counts
 
     return work

@@ -24,7 +24,7 @@ from music_analytics_tests.conftest import event, module_home, write_lines
 from music_analytics_tests.server.file_server import file_server
 from music_analytics_tests.server.serve_process import ServeProcess
 
-ALICE, BOB = "alice-7f3q", "bob-2c9w"
+ALICE, BOB, CAROL = "alice-7f3q", "bob-2c9w", "carol-5k1z"
 DAYS = ("2025-03-01", "2025-03-02")
 PIPE = "/v0/pipes/top_tracks.json"
 WINDOW = {"start_date": DAYS[0], "end_date": DAYS[1], "genre": "pop", "country": "US"}
@@ -35,7 +35,7 @@ def _rows(first: int, count: int) -> list[dict]:
         event(
             n,
             stream_id=f"s{n}",
-            user_id=ALICE if n % 3 == 0 else BOB,
+            user_id=(ALICE, BOB, BOB, BOB, CAROL)[n % 5] if n % 3 else ALICE,
             track_id=f"track_{n % 4}",
             genre="pop",
             country="US",
@@ -62,6 +62,7 @@ def home(tmp_path_factory):
                 json.dumps({"stream_id": "bad1", "user_id": ALICE, "stream_start_time": "soon"}),
                 f"not json at all, {ALICE} typed here",
                 json.dumps({"stream_id": "bad2", "user_id": BOB, "genre": 7}),
+                json.dumps({"stream_id": "bad3", "user_id": CAROL, "completed": "no"}),
             ],
         )
         refresh(settings=settings, instance=dg.DagsterInstance.ephemeral(), log_level="WARNING")
@@ -293,6 +294,33 @@ def test_append_from_url_in_each_format_lands_rows_like_events(home, server, tok
     assert quarantined == [("completed",)]
 
 
+def test_an_import_killed_after_landing_is_done_once_by_the_next_server(home, tokens, tmp_path):
+    """SIGKILL after the job's file landed, before the job was marked done: the next start
+    marks it done with its counts and lands nothing twice."""
+    rows = [{**r, "user_id": ALICE} for r in _rows(3000, 3)]  # still waiting at delete-user
+    with file_server({"/more.ndjson": "\n".join(json.dumps(r) for r in rows).encode()}) as base:
+        crashing = ServeProcess(tmp_path / "crash.log", MUSIC_ANALYTICS_CRASH_AT="job_landed")
+        try:
+            answer = requests.post(
+                f"{crashing.url}/v0/datasources",
+                params={"mode": "append", "name": "music_streams", "url": base + "/more.ndjson"},
+                headers=_auth(tokens),
+                timeout=30,
+            ).json()
+            assert crashing.wait_killed() == -9
+        finally:
+            crashing.stop()
+    landed = sorted(home.events_landing.glob(f"*{answer['job_id']}*"))
+    assert [p.name for p in landed] == [f"api-job-{answer['job_id']}.ndjson"]
+    restarted = ServeProcess(tmp_path / "restart.log")
+    try:
+        job = _wait_job(restarted.url, tokens, answer["job_id"])
+    finally:
+        restarted.stop()
+    assert (job["status"], job["successful_rows"], job["attempts"]) == ("done", 3, 2)
+    assert sorted(home.events_landing.glob(f"*{answer['job_id']}*")) == landed
+
+
 def _user_hits(home, user_id: str) -> list[str]:
     """Every DuckDB table column (warehouse and exports' bi.duckdb) and Parquet export file
     that holds `user_id` anywhere in its text."""
@@ -330,7 +358,15 @@ def _user_hits(home, user_id: str) -> list[str]:
 
 
 def test_delete_user_removes_the_user_everywhere_and_keeps_the_other(home, server, tokens):
-    assert _user_hits(home, ALICE) and _user_hits(home, BOB)
+    """ALICE by `music-analytics delete-user`, CAROL by a delete condition through the API."""
+    assert _user_hits(home, ALICE) and _user_hits(home, BOB) and _user_hits(home, CAROL)
+    answer = _delete(server.url, tokens, f"user_id = '{CAROL}'").json()
+    job = _wait_job(server.url, tokens, answer["job_id"])
+    assert job["status"] == "done" and job["rows_affected"] > 0
+    assert CAROL not in json.dumps(job)  # the record keeps a hash of the id
+    assert _warehouse(
+        home, "select count(*) from raw.stream_events_quarantine where contains(line, ?)", [CAROL]
+    ) == [(0,)]
     bob_before = _warehouse(home, "select count(*) from raw.stream_events where user_id = ?", [BOB])
     before = _tracks(server.url, tokens)
     done = subprocess.run(
@@ -340,7 +376,8 @@ def test_delete_user_removes_the_user_everywhere_and_keeps_the_other(home, serve
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
-    assert "raw.stream_events:" in done.stdout and "raw.stream_events_quarantine: 2" in done.stdout
+    # the seed's two lines, and the CSV append's bad row (s2000 is ALICE's)
+    assert "raw.stream_events:" in done.stdout and "raw.stream_events_quarantine: 3" in done.stdout
     assert "marts.user_activity_daily" in done.stdout
     after = _wait_tracks_change(server.url, tokens, before)  # the server's snapshot moved on
     assert sum(after.values()) < sum(before.values())
@@ -348,6 +385,7 @@ def test_delete_user_removes_the_user_everywhere_and_keeps_the_other(home, serve
     while (hits := _user_hits(home, ALICE)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert hits == []
+    assert _user_hits(home, CAROL) == []
     assert (
         _warehouse(home, "select count(*) from raw.stream_events where user_id = ?", [BOB])
         == bob_before

@@ -11,8 +11,9 @@ import signal
 
 CRASH_AT = "MUSIC_ANALYTICS_CRASH_AT"
 # inside a raw transaction; while dbt runs; between two marts' exports; after one day of a
-# mart's staged export was moved into place (its other days still staged)
-POINTS = ("raw_load", "dbt", "export", "export_staged")
+# mart's staged export was moved into place (its other days still staged); after an import
+# job landed its file, before the job is marked done (server/datasource_ops.py)
+POINTS = ("raw_load", "dbt", "export", "export_staged", "job_landed")
 
 
 def crash_point(name: str) -> None:
