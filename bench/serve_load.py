@@ -5,7 +5,8 @@ from 10 million events over 365 days, built once per code version), as its own p
 this process loads it: 8 clients (a keep-alive connection and a thread each)
 call the top_tracks pipe with parameters drawn from a seeded RNG for BENCH_SERVE_SECONDS after a
 2 s warm-up, then one client alone for the baseline; then 10,000-row NDJSON batches are POSTed
-to /v0/events (sequentially, then from 4 clients). The server's peak RSS is sampled throughout.
+to /v0/events (sequentially, then from 4 clients); last, the busiest user is deleted by a
+delete-by-condition job (bench/delete_user.py). The server's peak RSS is sampled throughout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
+from bench.delete_user import bench_delete_user_job
 from bench.processes import REPO, TreeRss, music_analytics, progress, user_env
 from bench.year import year_home
 from bench.year_cache import Year, copy_home
@@ -506,6 +508,18 @@ def bench_serve(work: Path) -> dict:
             )
             if posted["failures"]:
                 figures[f"{key}_failures"] = posted["failures"]
+
+        progress("serve", "deleting the busiest user through the Data Sources API (a job)")
+        deleter = Client(server.port, token)
+        try:
+            figures.update(bench_delete_user_job(deleter, home / "warehouse.duckdb"))
+        finally:
+            deleter.close()
+        progress(
+            "serve",
+            f"delete job: {figures['serve_delete_user_job_seconds']} s for "
+            f"{figures['serve_delete_user_rows_affected']:,} rows",
+        )
     finally:
         figures.update(server.stop())
         shutil.rmtree(home, ignore_errors=True)

@@ -78,6 +78,26 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def cmd_delete_user(args: argparse.Namespace) -> int:
+    """Remove a user from raw, the marts and the exports; print what went, table by table."""
+    from music_analytics.user_deletion import delete_user
+
+    deletion = delete_user(Settings.from_env(), args.user_id, rebuild=not args.no_rebuild)
+    for line in deletion.lines():
+        print(line)
+    if not deletion.rebuilt:
+        print("the marts and exports still hold the user until `music-analytics refresh` runs")
+    left = {t: n for t, n in deletion.marts_left.items() if n}
+    if deletion.rebuilt and left:
+        print(f"error: rows of the user are left in {', '.join(left)}", file=sys.stderr)
+        return 1
+    print(
+        "still holding the user: the event files in landing/events/ and Dagster's run logs "
+        "(see the README, 'Deleting a user')"
+    )
+    return 0
+
+
 def cmd_spotify_auth(args: argparse.Namespace) -> int:
     """The one-time OAuth authorization-code flow, for a machine without a browser."""
     import os
@@ -270,6 +290,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the URL Spotify redirected to (skips the prompt and the state check; for scripts)",
     )
     auth.set_defaults(handler=cmd_spotify_auth)
+
+    delete = commands.add_parser(
+        "delete-user",
+        help="delete a user's events and quarantined lines, then rebuild the days they were on",
+    )
+    delete.add_argument("user_id", help="the user_id to remove")
+    delete.add_argument(
+        "--no-rebuild", action="store_true", help="only mark the days; the next refresh rebuilds"
+    )
+    delete.set_defaults(handler=cmd_delete_user)
 
     home = commands.add_parser(
         "dagster-home", help="print (and create) the DAGSTER_HOME the CLI and `make dev` share"

@@ -64,6 +64,11 @@ class ApiToken:
     def can_read_any_pipe(self) -> bool:
         return any(s == ADMIN or s.startswith(PIPES_READ) for s in self.scopes)
 
+    @property
+    def can_manage_datasources(self) -> bool:
+        """Truncate, delete rows, append from a URL, read jobs: ADMIN or DATASOURCES:CREATE."""
+        return any(s in (ADMIN, DATASOURCES_CREATE) for s in self.scopes)
+
     def can_append(self, datasource: str) -> bool:
         return any(
             s in (ADMIN, DATASOURCES_CREATE, DATASOURCE_APPEND, f"{DATASOURCE_APPEND}:{datasource}")

@@ -6,6 +6,8 @@ Endpoints (all under a token but `/`, `/healthz`, `/openapi.json` and `/docs`):
   `pipeline=<pipe>`, `_` is the pipe's result.
 - `POST /v0/events?name=music_streams[&wait=true]`: rows into the events landing folder.
 - `GET /v0/pipes`, `GET /v0/filters`: what there is, for clients and the dashboard.
+- `POST /v0/datasources?mode=append`, `POST /v0/datasources/<name>/truncate|delete`,
+  `GET /v0/jobs/<id>`: Tinybird's Data Sources API (server/datasource_ops.py, jobs.py).
 
 Readers use a read-only snapshot of the Parquet exports (server/snapshot.py), never the
 warehouse, so the server answers while a backfill holds the warehouse's write lock. Tokens and
@@ -32,6 +34,8 @@ from music_analytics.lib.core.log_redaction import install_redaction
 from music_analytics.lib.core.settings import Settings
 from music_analytics.server.api_tokens import TokenSet, load_tokens
 from music_analytics.server.auth import ApiError, authorise, redact_tokens
+from music_analytics.server.datasource_ops import job_runner
+from music_analytics.server.datasource_ops import router as datasources_router
 from music_analytics.server.events import router as events_router
 from music_analytics.server.formats import FORMATS, MEDIA_TYPES, render
 from music_analytics.server.openapi import declare_token_auth, pipe_parameters
@@ -79,10 +83,14 @@ def _respond(result: QueryResult, fmt: str, started: float, read: tuple[int, int
     return Response(render(result, fmt, statistics), media_type=MEDIA_TYPES[fmt])
 
 
-def _pipe_answer(request: Request, pipe: Pipe, snapshot) -> tuple[QueryResult, dict]:
-    """The pipe's result for the request's query-string parameters, and the parameters."""
+def _pipe_answer(
+    request: Request, pipe: Pipe, snapshot, params: dict | None = None
+) -> tuple[QueryResult, dict]:
+    """The pipe's result for `params` (default: the query string), and the typed parameters."""
     try:
-        values = parse_params(pipe, dict(request.query_params), snapshot)
+        values = parse_params(
+            pipe, dict(request.query_params) if params is None else params, snapshot
+        )
     except PipeParamError as exc:
         raise ApiError(400, str(exc)) from None
     except NoDataError as exc:
@@ -93,14 +101,38 @@ def _pipe_answer(request: Request, pipe: Pipe, snapshot) -> tuple[QueryResult, d
     return result, values
 
 
+async def _form_params(request: Request) -> dict[str, str]:
+    """The query string's parameters with a form body's on top (clients POST long calls)."""
+    body = await request.body()
+    if len(body) > MAX_SQL_BODY_BYTES:
+        raise ApiError(413, f"the body is over {MAX_SQL_BODY_BYTES} bytes")
+    params = dict(request.query_params)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+    elif body and "q" not in params:
+        params["q"] = body.decode("utf-8", "replace")  # the SQL as the whole body
+    return params
+
+
 def _add_pipe_route(app: FastAPI, pipe: Pipe, sql_limits: SqlLimits) -> None:
     def endpoint(
         request: Request, format: Literal["json", "csv", "ndjson"], q: str | None = None
     ) -> Response:
+        return answer(request, format, q, None)
+
+    async def post_endpoint(request: Request, format: Literal["json", "csv", "ndjson"]):
+        params = await _form_params(request)
+        q = params.pop("q", None)
+        return await run_in_threadpool(answer, request, format, q, params)
+
+    def answer(request: Request, format: str, q: str | None, params: dict | None) -> Response:
         started = time.perf_counter()
         authorise(request, lambda t: t.can_read_pipe(pipe.name), f"pipe {pipe.name}")
         snapshot = request.app.state.snapshots.current()
-        result, values = _pipe_answer(request, pipe, snapshot)
+        if params is None:
+            params = {k: v for k, v in request.query_params.items() if k != "q"}
+        result, values = _pipe_answer(request, pipe, snapshot, params)
         if q:  # SQL over the pipe's result, `_`, and nothing else
             try:
                 result = run_sql(None, split_format(q)[0], sql_limits, pipe_result=result)
@@ -124,6 +156,14 @@ def _add_pipe_route(app: FastAPI, pipe: Pipe, sql_limits: SqlLimits) -> None:
             200: {"description": "{meta, data, rows, rows_before_limit_at_least, statistics}"}
         },
     )
+    app.add_api_route(
+        f"/v0/pipes/{pipe.name}.{{format}}",
+        post_endpoint,
+        methods=["POST"],
+        name=f"{pipe.name}_post",
+        summary=f"{pipe.description} POST: the parameters (and `q`) in a form body.",
+        tags=["pipes"],
+    )
 
 
 def create_app() -> FastAPI:
@@ -143,7 +183,9 @@ def build_app(
     async def lifespan(app: FastAPI):
         # Build the first snapshot before taking requests, so none waits for it.
         await run_in_threadpool(app.state.snapshots.current)
+        app.state.job_runner.recover()  # jobs a killed server left unfinished
         yield
+        app.state.job_runner.close()
         app.state.snapshots.close()  # the snapshot files in the temp folder go with the server
 
     app = FastAPIOffline(
@@ -158,8 +200,11 @@ def build_app(
     app.state.settings = settings
     app.state.tokens = tokens if tokens is not None else load_tokens(settings.api_tokens_file)
     app.state.snapshots = snapshots or SnapshotSource(
-        settings.exports_dir, memory_limit=settings.duckdb_memory_limit
+        settings.exports_dir,
+        memory_limit=settings.duckdb_memory_limit,
+        retire_seconds=settings.sql_timeout_seconds + 2.0,
     )
+    app.state.job_runner = job_runner(settings)
     sql_limits = SqlLimits(settings.sql_max_rows, float(settings.sql_timeout_seconds))
     install_redaction(["uvicorn.access", "uvicorn.error"], redact_tokens, per_argument=True)
 
@@ -218,7 +263,13 @@ def build_app(
     def unknown_pipe(name: str, format: str) -> Response:
         raise ApiError(404, f"no pipe named {name[:60]!r}; the pipes are {', '.join(PIPES)}")
 
-    def sql(request: Request, q: str, format: str | None, pipeline: str | None) -> Response:
+    def sql(
+        request: Request,
+        q: str,
+        format: str | None,
+        pipeline: str | None,
+        params: dict | None = None,
+    ) -> Response:
         started = time.perf_counter()
         authorise(request, lambda t: t.can_run_sql, "SQL (it needs PIPES:READ or ADMIN)")
         try:
@@ -239,7 +290,7 @@ def build_app(
             if pipe is None:
                 raise ApiError(404, f"parameter 'pipeline': no pipe named {pipeline[:60]!r}")
             authorise(request, lambda t: t.can_read_pipe(pipe.name), f"pipe {pipe.name}")
-            over, _ = _pipe_answer(request, pipe, snapshot)
+            over, _ = _pipe_answer(request, pipe, snapshot, params)
         try:
             result = run_sql(snapshot, q, sql_limits, pipe_result=over)
         except SqlRejected as exc:
@@ -263,20 +314,18 @@ def build_app(
 
     @app.post("/v0/sql", tags=["sql"], summary=sql_summary + " POST: `q` in a form body.")
     async def sql_post(request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_SQL_BODY_BYTES:
-            raise ApiError(413, f"the body is over {MAX_SQL_BODY_BYTES} bytes")
-        params = dict(request.query_params)
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == "application/x-www-form-urlencoded":
-            params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        elif body and "q" not in params:
-            params["q"] = body.decode("utf-8", "replace")  # the SQL as the whole body
+        params = await _form_params(request)
         return await run_in_threadpool(
-            sql, request, params.get("q", ""), params.get("format"), params.get("pipeline")
+            sql,
+            request,
+            params.get("q", ""),
+            params.get("format"),
+            params.get("pipeline"),
+            params,
         )
 
     app.include_router(events_router)
+    app.include_router(datasources_router)
 
     app.mount("/static", _RevalidatedStaticFiles(directory=STATIC, check_dir=False), name="static")
     declare_token_auth(app)

@@ -159,13 +159,16 @@ def judge(lines: list[str]) -> Judgement:
     return Judgement(lines, valid, quarantined, (errors or [])[:MAX_ERRORS_SHOWN])
 
 
-def land_batch(folder: Path, lines: list[str], *, durable: bool = True) -> Path:
-    """Write the rows as `api-<UTC time>-<id>.ndjson`, whole or not at all (rename into place).
+def land_batch(
+    folder: Path, lines: list[str], *, durable: bool = True, name: str | None = None
+) -> Path:
+    """Write the rows as `api-<UTC time>-<id>.ndjson` (or `name`), whole or not at all (rename
+    into place).
 
     With `durable`, the file and the folder entry are flushed to disk before returning.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"api-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.ndjson"
+    name = name or f"api-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.ndjson"
     tmp = folder / f".{name}.part"
     data = ("\n".join(lines) + "\n").encode("utf-8")
     with open(tmp, "wb") as handle:

@@ -9,6 +9,7 @@ new one is ready; requests never wait on a rebuild after the first.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -16,23 +17,35 @@ import time
 from pathlib import Path
 
 import duckdb
+import psutil
 
 from music_analytics.lib.core.exports import BI_DATABASE
 from music_analytics.server.snapshot import PINS_FOLDER, MartSnapshot, build_snapshot, empty_filters
 
 log = logging.getLogger(__name__)
+OWNER_FILE = "owner"  # in a server's temp folder: "<pid> <process start time>"
 
 
 class SnapshotSource:
     """Keeps the newest snapshot of `exports`, rebuilt in the background when it changes."""
 
     def __init__(
-        self, exports: Path, *, memory_limit: str = "", check_interval: float = 1.0
+        self,
+        exports: Path,
+        *,
+        memory_limit: str = "",
+        check_interval: float = 1.0,
+        retire_seconds: float = 12.0,
     ) -> None:
         self.exports = Path(exports)
+        # How long a replaced snapshot's pinned files stay for the requests still reading it
+        # (no request runs longer than the SQL timeout): then they go, so rows deleted from
+        # the exports (a user's) are gone from the server's disk too.
+        self.retire_seconds = retire_seconds
         self.memory_limit = memory_limit
         self.check_interval = check_interval
         self._work = Path(tempfile.mkdtemp(prefix="music-analytics-serve-"))
+        (self._work / OWNER_FILE).write_text(f"{os.getpid()} {psutil.Process().create_time()}")
         self._pins_root = self.exports / PINS_FOLDER
         self._retired: MartSnapshot | None = None  # the snapshot before the current one
         _remove_stale_pins(self._pins_root)
@@ -88,6 +101,12 @@ class SnapshotSource:
         # until the next swap: requests on it have long finished by then.
         if retired is not None and retired.pins is not None:
             shutil.rmtree(retired.pins, ignore_errors=True)
+        if old is not None and old.pins is not None:
+            timer = threading.Timer(
+                self.retire_seconds, shutil.rmtree, (old.pins,), {"ignore_errors": True}
+            )
+            timer.daemon = True
+            timer.start()
         with self._lock:  # the rebuild is over once its clean-up is
             self._building = None
 
@@ -154,11 +173,27 @@ class SnapshotSource:
                 shutil.rmtree(pinned.pins, ignore_errors=True)
 
 
+def _owner_gone(work: Path) -> bool:
+    """Whether the server process that made the temp folder `work` is gone (a SIGKILLed one
+    leaves its folder behind; its owner file names its pid and start time)."""
+    if not work.exists():
+        return True
+    try:
+        pid, started = (work / OWNER_FILE).read_text().split()
+        return abs(psutil.Process(int(pid)).create_time() - float(started)) >= 1
+    except (OSError, ValueError):
+        return False  # no owner file (yet): leave it
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return True
+
+
 def _remove_stale_pins(root: Path) -> None:
-    """Pin folders of servers that are gone (their temp folder no longer exists)."""
+    """Pin folders (and temp folders) of servers that are gone: their temp folder no longer
+    exists, or the process that made it has died."""
     if not root.is_dir():
         return
     for folder in root.iterdir():
         work = Path(tempfile.gettempdir()) / folder.name.rsplit("-", 1)[0]
-        if not work.exists():
+        if _owner_gone(work):
             shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(work, ignore_errors=True)

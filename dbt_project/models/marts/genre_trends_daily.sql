@@ -1,6 +1,6 @@
 {#- A day's trailing 7-day and week-over-week measures read the 7 days before it, so a change
     to a day also dates the 7 after it: rebuild_following_days tells the planner. -#}
-{{ config(unique_key='stream_date', meta={'rebuild_following_days': 7}) }}
+{{ config(unique_key='stream_date', pre_hook="{{ empty_partition_window('stream_date') }}", meta={'rebuild_following_days': 7}) }}
 
 with
 

@@ -10,10 +10,14 @@ import os
 import signal
 
 CRASH_AT = "MUSIC_ANALYTICS_CRASH_AT"
-# inside a raw transaction; while dbt runs; between two marts' exports; after one day of a
-# mart's staged export was moved into place (its other days still staged). The points a
-# refresh passes; "alert_queued" (an alert kept, not posted yet) is tested on its own.
+# The pipeline's points (test_crash_recovery kills `refresh` at each): inside a raw
+# transaction; while dbt runs; between two marts' exports; after one day of a mart's staged
+# export was moved into place (its other days still staged). "alert_queued" (an alert kept,
+# not posted yet) is tested on its own.
 POINTS = ("raw_load", "dbt", "export", "export_staged")
+# The server's: after an import job landed its file, before the job is marked done
+# (server/datasource_ops.py; test_datasource_ops kills `serve` there, and at raw_load).
+SERVER_POINTS = ("job_landed",)
 
 
 def crash_point(name: str) -> None:

@@ -52,6 +52,9 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_SQL_MAX_ROWS": "10000",
     "MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS": "10",
     "MUSIC_ANALYTICS_FRESHNESS_GRACE_MINUTES": "180",
+    "MUSIC_ANALYTICS_APPEND_URL_HOSTS": "",
+    "MUSIC_ANALYTICS_APPEND_URL_MAX_MB": "100",
+    "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS": "60",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -140,6 +143,9 @@ class Settings:
     sql_timeout_seconds: int  # GET /v0/sql: a query running longer is stopped
     alert_webhook_set: bool  # MUSIC_ANALYTICS_ALERT_WEBHOOK_URL is set; read only via EnvVar
     freshness_grace_minutes: int  # a mart is stale after the daily cron's interval + this
+    append_url_hosts: tuple[str, ...]  # hosts an append from a URL may fetch; empty: none
+    append_url_max_bytes: int  # an append's file larger than this is refused
+    append_url_timeout_seconds: int  # an append's download taking longer is stopped
 
     @property
     def spotify_configured(self) -> bool:
@@ -176,6 +182,11 @@ class Settings:
     @property
     def exports_dir(self) -> Path:
         return self.home / "exports"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """The Data Sources API's jobs, one JSON file each (server/jobs.py)."""
+        return self.home / "jobs"
 
     @property
     def dagster_home(self) -> Path:
@@ -244,6 +255,17 @@ class Settings:
             sql_timeout_seconds=_as_int("MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS", minimum=1),
             alert_webhook_set=bool(os.environ.get("MUSIC_ANALYTICS_ALERT_WEBHOOK_URL", "").strip()),
             freshness_grace_minutes=_as_int("MUSIC_ANALYTICS_FRESHNESS_GRACE_MINUTES", minimum=1),
+            append_url_hosts=tuple(
+                h.strip().lower()
+                for h in _get("MUSIC_ANALYTICS_APPEND_URL_HOSTS").split(",")
+                if h.strip()
+            ),
+            append_url_max_bytes=_as_int("MUSIC_ANALYTICS_APPEND_URL_MAX_MB", minimum=1)
+            * 1024
+            * 1024,
+            append_url_timeout_seconds=_as_int(
+                "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS", minimum=1
+            ),
         )
 
     def export_to_environment(self) -> None:

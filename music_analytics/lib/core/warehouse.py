@@ -61,6 +61,20 @@ RAW_TABLES_DDL = (
         loaded_at timestamp not null
     )
     """,
+    # Deletions and truncations through the Data Sources API or `delete-user`: one row per
+    # operation, written in the transaction that removed the rows, so a job interrupted after
+    # its commit is known to be done (server/jobs.py).
+    f"""
+    create table if not exists {RAW_SCHEMA}.datasource_operations (
+        operation_id varchar primary key,       -- the job id (or delete-user's own id)
+        kind varchar not null,                  -- delete_data | truncate | delete_user
+        datasource varchar not null,
+        condition varchar,                      -- the delete_condition as given
+        rows_affected bigint not null,
+        days_touched date[] not null,
+        done_at timestamp not null
+    )
+    """,
     # DSP analytics reports: one load replaces a (dsp, report_date) partition in every table.
     f"""
     create table if not exists {RAW_SCHEMA}.dsp_report_loads (
