@@ -251,8 +251,8 @@ def _query_maker(filters: dict, seed: int):
         kind = f"{length}d"
         if rng.random() < DATETIME_SHARE:  # the seed's DateTime form: both edge days cut
             params = {
-                "start_date": f"{start} {rng.randrange(24):02d}:{rng.randrange(60):02d}:00",
-                "end_date": f"{end} {rng.randrange(24):02d}:{rng.randrange(60):02d}:59",
+                "start_date": f"{start} {rng.randrange(12):02d}:{rng.randrange(60):02d}:00",
+                "end_date": f"{end} {12 + rng.randrange(12):02d}:{rng.randrange(60):02d}:59",
             }
             kind += "_datetime"
         params["limit"] = rng.choice(LIMITS)
