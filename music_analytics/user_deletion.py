@@ -7,7 +7,9 @@
    raw.stream_events_quarantine, and the days they were on are marked for rebuild.
 2. A mart build of those days (`music-analytics refresh`, in-process) rebuilds every mart and
    export of the days, so the marts, the Parquet exports and, once it notices the new exports,
-   the server's snapshot no longer hold the user.
+   the server's snapshot no longer hold the user; then every superseded version of an exported
+   day (lib/core/export_versions.py, kept for BI readers) is removed at once, since an older
+   version may still hold the user's rows.
 3. The report: rows removed per raw table, and per mart the user's rows before and after.
 
 What still holds the user afterwards is listed in the README ("Deleting a user"): the event
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from music_analytics.lib.core.exports import remove_every_superseded_version
 from music_analytics.lib.core.landing import file_run_key, landing_files, loaded_keys
 from music_analytics.lib.core.raw_writer import new_load_id
 from music_analytics.lib.core.settings import Settings
@@ -38,6 +41,7 @@ class UserDeletion:
     marts_left: dict[str, int] = field(default_factory=dict)  # after it (0 when it worked)
     days: list = field(default_factory=list)
     rebuilt: bool = False
+    export_versions_removed: int = 0  # superseded versions of exported days, removed at once
 
     def lines(self) -> list[str]:
         """The report, one table a line."""
@@ -47,6 +51,8 @@ class UserDeletion:
             state = "removed" if self.rebuilt else "to remove at the next refresh"
             out.append(f"{table}: {rows - left if self.rebuilt else rows} row(s) {state}")
         out.append(f"days marked for rebuild: {len(self.days)}")
+        if self.rebuilt:
+            out.append(f"superseded export versions removed: {self.export_versions_removed}")
         return out
 
 
@@ -100,6 +106,7 @@ def delete_user(settings: Settings, user_id: str, *, rebuild: bool = True) -> Us
 
         refresh(settings=settings, log_level="WARNING")
         result.rebuilt = True
+        result.export_versions_removed = remove_every_superseded_version(settings.exports_dir)
         with connect_warehouse(settings.warehouse_path, read_only=True) as conn:
             result.marts_left = user_rows(conn, user_id)
     elif rebuild:

@@ -139,6 +139,16 @@ def export_mart_values(
     return ExportedMart(mart, days_written, days_removed, rows)
 
 
+def remove_every_superseded_version(exports: Path) -> int:
+    """Remove every superseded version of every exported day now, whatever its age (a user's
+    deletion: an old version may still hold the user's rows). A BI reader whose bi.duckdb
+    predates the last export may then fail its next query and must reconnect."""
+    removed = 0
+    for data_file in exports.glob(f"*/*=*/{DATA_FILE}"):
+        removed += remove_superseded(data_file.parent, DATA_FILE, 0)
+    return removed
+
+
 def _move_into_place(staged: Path, folder: Path) -> None:
     """Put a staged day folder's data file in place, atomically: a new day's whole folder is
     renamed (no folder to create or remove), an existing day's file is replaced; either way
