@@ -51,6 +51,7 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_API_MAX_BODY_MB": "10",
     "MUSIC_ANALYTICS_SQL_MAX_ROWS": "10000",
     "MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS": "10",
+    "MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS": "0",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -137,6 +138,7 @@ class Settings:
     api_max_body_bytes: int  # POST /v0/events: larger bodies (raw or gunzipped) get 413
     sql_max_rows: int  # GET /v0/sql: rows past this are cut off
     sql_timeout_seconds: int  # GET /v0/sql: a query running longer is stopped
+    sensor_interval_seconds: int  # every sensor's minimum interval; 0: each sensor's own
 
     @property
     def spotify_configured(self) -> bool:
@@ -239,6 +241,7 @@ class Settings:
             api_max_body_bytes=_as_int("MUSIC_ANALYTICS_API_MAX_BODY_MB", minimum=1) * 1024 * 1024,
             sql_max_rows=_as_int("MUSIC_ANALYTICS_SQL_MAX_ROWS", minimum=1),
             sql_timeout_seconds=_as_int("MUSIC_ANALYTICS_SQL_TIMEOUT_SECONDS", minimum=1),
+            sensor_interval_seconds=_as_int("MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS"),
         )
 
     def export_to_environment(self) -> None:
