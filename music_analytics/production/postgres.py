@@ -37,6 +37,23 @@ def postgres_available() -> bool:
     return shutil.which("runuser") is not None
 
 
+def check_connection(host: str, port: int, user: str, password: str, db_name: str) -> None:
+    """Connect once (no retries): raises PostgresError with the server's one-line reason
+    (psycopg2's messages name the host, port and user, never the password)."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(
+            host=host, port=port, user=user, password=password, dbname=db_name, connect_timeout=10
+        ).close()
+    except psycopg2.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        raise PostgresError(
+            f"cannot connect to PostgreSQL database {db_name!r}: {reason}; check "
+            "MUSIC_ANALYTICS_PG_HOST/PORT/USER/DB/PASSWORD"
+        ) from None
+
+
 class PostgresCluster:
     """The cluster in `root` (data in root/data, its log in root/postgres.log)."""
 

@@ -14,7 +14,7 @@ import dagster as dg
 from music_analytics.instance.home import set_pool_limits
 from music_analytics.production import services
 from music_analytics.production.config import ProductionConfig
-from music_analytics.production.postgres import PostgresCluster, PostgresError
+from music_analytics.production.postgres import PostgresCluster, PostgresError, check_connection
 
 
 def cluster(config: ProductionConfig) -> PostgresCluster:
@@ -35,6 +35,9 @@ def up(config: ProductionConfig, names: tuple[str, ...] = services.SERVICES) -> 
     postgres = cluster(config)
     postgres.init(config.password())
     postgres.start()
+    check_connection(
+        config.pg_host, config.pg_port, config.pg_user, config.password(), config.pg_db
+    )
     services.prepare_instance(config)
     try:
         with dg.DagsterInstance.from_config(str(config.dagster_home)) as instance:
