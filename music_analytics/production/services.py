@@ -130,18 +130,16 @@ def pid_of(config: ProductionConfig, name: str) -> int | None:
     return None
 
 
-def start(config: ProductionConfig, name: str, timeout: float = 180) -> int:
-    """Start the service (unless it runs) and wait until it serves; returns its pid."""
+def spawn(config: ProductionConfig, name: str) -> int:
+    """Start the service detached (unless it runs), without waiting; returns its pid."""
     running = pid_of(config, name)
     if running:
         return running
-    spec = service(config, name)
     config.logs.mkdir(parents=True, exist_ok=True)
     config.pids.mkdir(parents=True, exist_ok=True)
-    log = config.logs / f"{name}.log"
-    with log.open("ab") as out:
+    with (config.logs / f"{name}.log").open("ab") as out:
         process = subprocess.Popen(
-            spec.argv,
+            service(config, name).argv,
             cwd=PROJECT_ROOT,
             env=service_env(config),
             stdin=subprocess.DEVNULL,
@@ -151,14 +149,33 @@ def start(config: ProductionConfig, name: str, timeout: float = 180) -> int:
         )
     created = psutil.Process(process.pid).create_time()
     (config.pids / f"{name}.pid").write_text(f"{process.pid} {created}\n")
-    deadline = time.monotonic() + timeout
-    while not spec.ready():
-        if process.poll() is not None:
-            raise ServiceError(f"{name} exited with status {process.returncode}: see {log}")
-        if time.monotonic() > deadline:
-            raise ServiceError(f"{name} did not come up in {timeout:.0f} s: see {log}")
-        time.sleep(0.5)
     return process.pid
+
+
+def wait_ready(config: ProductionConfig, names: list[str], timeout: float = 180) -> None:
+    """Wait until every service of `names` serves; ServiceError when one exits or is late."""
+    checks = {name: service(config, name).ready for name in names}
+    deadline = time.monotonic() + timeout
+    while checks:
+        for name in list(checks):
+            if checks[name]():
+                del checks[name]
+            elif pid_of(config, name) is None:
+                log = config.logs / f"{name}.log"
+                raise ServiceError(f"{name} exited before it served: see {log}")
+        if checks and time.monotonic() > deadline:
+            logs = ", ".join(str(config.logs / f"{name}.log") for name in checks)
+            raise ServiceError(
+                f"{', '.join(checks)} did not come up in {timeout:.0f} s: see {logs}"
+            )
+        time.sleep(0.3)
+
+
+def start(config: ProductionConfig, *names: str) -> dict[str, int]:
+    """Start the services together and wait until each serves; their pids."""
+    pids = {name: spawn(config, name) for name in names}
+    wait_ready(config, list(names))
+    return pids
 
 
 def signal_group(pid: int, sig: signal.Signals) -> None:

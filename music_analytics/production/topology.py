@@ -48,7 +48,10 @@ def up(config: ProductionConfig, names: tuple[str, ...] = services.SERVICES) -> 
             f"(database {config.pg_db}, user {config.pg_user}): {_root_cause(exc)}; check "
             "MUSIC_ANALYTICS_PG_HOST/PORT/USER/DB/PASSWORD"
         ) from None
-    return {name: services.start(config, name) for name in services.SERVICES if name in names}
+    # The code server first (the others load the code location from it), then the rest at once.
+    pids = services.start(config, *[name for name in names if name == "code-server"])
+    pids.update(services.start(config, *[name for name in services.SERVICES[1:] if name in names]))
+    return pids
 
 
 def _root_cause(exc: BaseException) -> str:
