@@ -12,7 +12,7 @@ MANIFEST := dbt_project/target/manifest.json
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: demo test dev serve bench lint manifest install clean
+.PHONY: demo test dev serve prod-up prod-down bench lint manifest install clean
 
 install: $(VENV)/.installed
 
@@ -46,6 +46,14 @@ dev: $(MANIFEST)
 # The dashboard and HTTP API over the exports (of the demo unless MUSIC_ANALYTICS_HOME is set).
 serve: $(VENV)/.installed
 	MUSIC_ANALYTICS_HOME=$${MUSIC_ANALYTICS_HOME:-$(CURDIR)/data/demo} $(BIN)/music-analytics serve
+
+# The production topology on this machine (README "Deployment"): PostgreSQL in a cluster of
+# its own, the code server, dagster-daemon, dagster-webserver and serve as separate processes.
+prod-up: $(MANIFEST)
+	$(BIN)/music-analytics prod up
+
+prod-down: $(VENV)/.installed
+	$(BIN)/music-analytics prod down
 
 bench: $(MANIFEST)
 	$(BIN)/python -m bench

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from music_analytics.lib.core.settings import Settings, SettingsError
 from music_analytics.lib.core.warehouse_file import WarehouseFileError
+from music_analytics.production.commands import add_production_commands
 from music_analytics.server.commands import add_server_commands
 
 DEMO_MARKER = ".music-analytics-demo"
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     home.set_defaults(handler=cmd_dagster_home)
     add_server_commands(commands)
+    add_production_commands(commands)
     return parser
 
 

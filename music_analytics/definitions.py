@@ -1,5 +1,7 @@
 """The one Definitions object of the music_analytics code location."""
 
+import copy
+
 import dagster as dg
 
 from music_analytics.defs.console import console_logger
@@ -69,11 +71,16 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             build_spotify_poll_schedule(settings),
         ],
         sensors=[
-            event_files_sensor,
-            dsp_landing_sensor,
-            spotify_history_sensor,
-            pending_rebuilds_sensor,
-            dead_runs_sensor,
+            *_with_interval(
+                [
+                    event_files_sensor,
+                    dsp_landing_sensor,
+                    spotify_history_sensor,
+                    pending_rebuilds_sensor,
+                    dead_runs_sensor,
+                ],
+                settings.sensor_interval_seconds,
+            ),
             build_run_failure_alert(settings),
             build_mart_freshness_sensor(settings, mart_keys),
         ],
@@ -84,6 +91,21 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         # Runs still queue on the pools; one run's steps run one after another anyway.
         executor=dg.in_process_executor,
     )
+
+
+def _with_interval(sensors: list[dg.SensorDefinition], seconds: int) -> list:
+    """The sensors, each ticking at most every `seconds` (0: at its own minimum interval).
+
+    MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS is for tests and demos that cannot wait 15-60 s a
+    tick; SensorDefinition has no public copy-with-interval, so the copies set the field."""
+    if not seconds:
+        return sensors
+    copies = []
+    for sensor in sensors:
+        faster = copy.copy(sensor)
+        faster._min_interval = seconds  # noqa: SLF001 - see the docstring
+        copies.append(faster)
+    return copies
 
 
 @dg.definitions

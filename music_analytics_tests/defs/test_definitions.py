@@ -164,3 +164,14 @@ def test_partitions_start_at_the_setting_read_by_build_definitions(settings, mon
     dsp = graph.get(dg.AssetKey(["raw", "dsp_report_records"])).partitions_def
     assert dsp.get_partition_keys()[0].startswith("2020-05-01|")
     assert defs.resolve_job_def("daily_marts_job").partitions_def.start.year == 2020
+
+
+def test_the_sensor_interval_setting_shortens_every_sensor_but_not_the_module_ones(
+    settings, monkeypatch
+):
+    from music_analytics.defs.events.sensors import event_files_sensor
+
+    monkeypatch.setenv("MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS", "2")
+    defs = build_definitions(Settings.from_env())
+    assert {sensor.minimum_interval_seconds for sensor in defs.sensors} == {2}
+    assert event_files_sensor.minimum_interval_seconds == 15

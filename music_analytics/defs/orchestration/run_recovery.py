@@ -54,6 +54,8 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         pids = _pids(instance, run.run_id)
         if not pids or any(_alive(pid, recorded_at) for pid, recorded_at in pids.items()):
             continue
+        # Slots first: whoever sees the run failed (a test, the UI) sees its slots free too.
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         instance.report_run_failed(
             run,
             message=(
@@ -61,7 +63,6 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
                 "failed by music-analytics; its pending days are rebuilt by the next build"
             ),
         )
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
         failed.append(run.run_id)
     return failed
 

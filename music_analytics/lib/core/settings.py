@@ -55,6 +55,7 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_APPEND_URL_HOSTS": "",
     "MUSIC_ANALYTICS_APPEND_URL_MAX_MB": "100",
     "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS": "60",
+    "MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS": "0",
 }
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
@@ -146,6 +147,7 @@ class Settings:
     append_url_hosts: tuple[str, ...]  # hosts an append from a URL may fetch; empty: none
     append_url_max_bytes: int  # an append's file larger than this is refused
     append_url_timeout_seconds: int  # an append's download taking longer is stopped
+    sensor_interval_seconds: int  # every sensor's minimum interval; 0: each sensor's own
 
     @property
     def spotify_configured(self) -> bool:
@@ -266,6 +268,7 @@ class Settings:
             append_url_timeout_seconds=_as_int(
                 "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS", minimum=1
             ),
+            sensor_interval_seconds=_as_int("MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS"),
         )
 
     def export_to_environment(self) -> None:
