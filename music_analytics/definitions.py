@@ -70,20 +70,18 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
             build_dsp_reports_schedule(settings),
             build_spotify_poll_schedule(settings),
         ],
-        sensors=[
-            *_with_interval(
-                [
-                    event_files_sensor,
-                    dsp_landing_sensor,
-                    spotify_history_sensor,
-                    pending_rebuilds_sensor,
-                    dead_runs_sensor,
-                ],
-                settings.sensor_interval_seconds,
-            ),
-            build_run_failure_alert(settings),
-            build_mart_freshness_sensor(settings, mart_keys),
-        ],
+        sensors=_with_interval(
+            [
+                event_files_sensor,
+                dsp_landing_sensor,
+                spotify_history_sensor,
+                pending_rebuilds_sensor,
+                dead_runs_sensor,
+                build_run_failure_alert(settings),
+                build_mart_freshness_sensor(settings, mart_keys),
+            ],
+            settings.sensor_interval_seconds,
+        ),
         resources={**build_resources(settings), "alert_webhook": build_alert_webhook(settings)},
         # Dagster's console logger, with handled failures (dg.Failure) at DEBUG: defs/console.py
         loggers={"console": console_logger},
