@@ -49,6 +49,7 @@ try:
         from music_analytics.lib.spotify.history import read_history_file
         from music_analytics.lib.spotify.history_load import HistoryStaging, import_history_file
         conn = duckdb.connect(str(path.with_suffix(".duckdb")))
+        conn.execute("set enable_progress_bar = false")  # it writes to stdout
         ensure_raw_tables(conn)
         staging = HistoryStaging(conn)
         for history in read_history_file(path, sink=staging.add):
@@ -79,7 +80,7 @@ def _measure(reader: str, path: Path) -> tuple[float, bool, float]:
     )
     if done.returncode:
         raise RuntimeError(f"json reader bench ({reader} {path.name}) failed:\n{done.stderr}")
-    seconds, read, peak = (float(x) for x in done.stdout.split())
+    seconds, read, peak = (float(x) for x in done.stdout.splitlines()[-1].split())
     return seconds, bool(read), peak
 
 
