@@ -56,6 +56,7 @@ from music_analytics.server.read_only_sql import (
     run_sql,
     sql_scanned,
 )
+from music_analytics.server.request_body import read_capped_body
 from music_analytics.server.snapshot_source import SnapshotSource
 from music_analytics.server.sql_clauses import FormatError, split_format
 
@@ -103,9 +104,8 @@ def _pipe_answer(
 
 async def _form_params(request: Request) -> dict[str, str]:
     """The query string's parameters with a form body's on top (clients POST long calls)."""
-    body = await request.body()
-    if len(body) > MAX_SQL_BODY_BYTES:
-        raise ApiError(413, f"the body is over {MAX_SQL_BODY_BYTES} bytes")
+    refusal = f"the body is over {MAX_SQL_BODY_BYTES} bytes"
+    body = await read_capped_body(request, MAX_SQL_BODY_BYTES, refusal)
     params = dict(request.query_params)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":

@@ -45,6 +45,7 @@ from music_analytics.server.append_formats import file_lines, guess_format
 from music_analytics.server.auth import ApiError, authorise
 from music_analytics.server.event_intake import DATASOURCES, IntakeError, judge, land_batch
 from music_analytics.server.jobs import JobRunner, JobStore, job_answer
+from music_analytics.server.request_body import read_capped_body
 from music_analytics.server.url_fetch import FetchError, UrlPolicy, fetch
 
 router = APIRouter(tags=["datasources"])
@@ -180,9 +181,8 @@ async def _params(request: Request) -> dict[str, str]:
     params = dict(request.query_params)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/x-www-form-urlencoded":
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise ApiError(413, f"the form body is over {MAX_FORM_BYTES} bytes")
+        refusal = f"the form body is over {MAX_FORM_BYTES} bytes"
+        body = await read_capped_body(request, MAX_FORM_BYTES, refusal)
         params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     return params
 
@@ -257,13 +257,9 @@ async def _append_body(request: Request, settings: Settings, name: str, fmt: str
     from music_analytics.server.event_intake import decode_body
 
     limit = settings.api_max_body_bytes
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise ApiError(413, f"the body is larger than {limit} bytes")
+    raw = await read_capped_body(request, limit, f"the body is larger than {limit} bytes")
     try:
-        body = decode_body(bytes(raw), request.headers.get("content-encoding"), limit)
+        body = decode_body(raw, request.headers.get("content-encoding"), limit)
         delimiter = request.query_params.get("dialect_delimiter") or ","
         lines = await run_in_threadpool(file_lines, body, fmt, settings.json_limits, delimiter)
     except IntakeError as exc:

@@ -17,6 +17,7 @@ from music_analytics.server.event_intake import (
     judge,
     land_batch,
 )
+from music_analytics.server.request_body import read_capped_body
 
 router = APIRouter()
 
@@ -55,17 +56,10 @@ async def events(
         raise ApiError(404, f"no datasource named {name[:60]!r}; there is music_streams")
     settings = request.app.state.settings
     limit = settings.api_max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the body is larger than {limit} bytes")
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise ApiError(413, f"the body is larger than {limit} bytes")
+    raw = await read_capped_body(request, limit, f"the body is larger than {limit} bytes")
     try:
         encoding = "gzip" if compression == "gzip" else request.headers.get("content-encoding")
-        body = decode_body(bytes(raw), encoding, limit)
+        body = decode_body(raw, encoding, limit)
         lines = body_lines(body, settings.json_limits, format)
     except IntakeError as exc:
         raise ApiError(exc.status, str(exc)) from None
