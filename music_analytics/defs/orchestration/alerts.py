@@ -119,6 +119,17 @@ def failure_message(context: dg.RunFailureSensorContext) -> dict:
     )
 
 
+def _default_status(settings: Settings) -> dg.DefaultSensorStatus:
+    """Both alert sensors run by default when the webhook is set, and are stopped otherwise."""
+    if settings.alert_webhook_set:
+        return dg.DefaultSensorStatus.RUNNING
+    return dg.DefaultSensorStatus.STOPPED
+
+
+def _off_note(settings: Settings) -> str:
+    return "" if settings.alert_webhook_set else f" (off: {WEBHOOK_ENV} is not set)"
+
+
 def build_run_failure_alert(settings: Settings) -> dg.SensorDefinition:
     """The run-failure sensor: running by default when the webhook is set, stopped otherwise."""
 
@@ -126,14 +137,10 @@ def build_run_failure_alert(settings: Settings) -> dg.SensorDefinition:
         name="run_failure_alert",
         monitor_all_code_locations=False,
         minimum_interval_seconds=30,
-        default_status=(
-            dg.DefaultSensorStatus.RUNNING
-            if settings.alert_webhook_set
-            else dg.DefaultSensorStatus.STOPPED
-        ),
+        default_status=_default_status(settings),
         description=(
             f"Posts each failed run (job, partition, failed step, error) to {WEBHOOK_ENV}"
-            + ("" if settings.alert_webhook_set else f" (off: {WEBHOOK_ENV} is not set)")
+            + _off_note(settings)
         ),
     )
     def run_failure_alert(context: dg.RunFailureSensorContext, alert_webhook: AlertWebhook):
@@ -181,16 +188,11 @@ def build_mart_freshness_sensor(
     @dg.sensor(
         name="mart_freshness_sensor",
         minimum_interval_seconds=300,
-        default_status=(
-            dg.DefaultSensorStatus.RUNNING
-            if settings.alert_webhook_set
-            else dg.DefaultSensorStatus.STOPPED
-        ),
+        default_status=_default_status(settings),
         description=(
             f"Posts to {WEBHOOK_ENV} when a mart was last updated more than the daily "
             "schedule's interval plus MUSIC_ANALYTICS_FRESHNESS_GRACE_MINUTES ago, once per "
-            "stale spell; resends alerts the webhook did not accept"
-            + ("" if settings.alert_webhook_set else f" (off: {WEBHOOK_ENV} is not set)")
+            "stale spell; resends alerts the webhook did not accept" + _off_note(settings)
         ),
     )
     def mart_freshness_sensor(context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook):
