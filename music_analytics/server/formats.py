@@ -16,6 +16,8 @@ import math
 from datetime import date, datetime, time
 from decimal import Decimal
 
+import orjson
+
 from music_analytics.server.pipes import QueryResult
 
 FORMATS = ("json", "csv", "ndjson")  # the `.format` of a pipe's URL and `format=`
@@ -108,8 +110,19 @@ def _tsv_field(value) -> str:
 
 
 def _records(result: QueryResult) -> list[dict]:
+    """The rows as objects; values still need `_plain` (the JSON encoders call it)."""
     names = [name for name, _ in result.columns]
-    return [{n: _plain(v) for n, v in zip(names, row)} for row in result.rows]
+    return [dict(zip(names, row)) for row in result.rows]
+
+
+def _json(document) -> bytes:
+    """Compact JSON, by orjson: dates, times, UUIDs and lists as `_plain` makes them natively,
+    NaN and inf as null, and `_plain` for the rest (Decimal, bytes, INTERVAL...). A value orjson
+    refuses (an integer past 64 bits) sends the document through the standard encoder."""
+    try:
+        return orjson.dumps(document, default=_plain, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        return json.dumps(_plain(document), separators=(",", ":"), allow_nan=False).encode()
 
 
 def render(result: QueryResult, fmt: str, statistics: dict) -> bytes:
@@ -122,11 +135,9 @@ def render(result: QueryResult, fmt: str, statistics: dict) -> bytes:
             "rows_before_limit_at_least": result.rows_before_limit,
             "statistics": statistics,
         }
-        return json.dumps(document, separators=(",", ":"), allow_nan=False).encode()
+        return _json(document)
     if fmt == "ndjson":
-        return "".join(
-            json.dumps(r, separators=(",", ":"), allow_nan=False) + "\n" for r in _records(result)
-        ).encode()
+        return b"".join(_json(r) + b"\n" for r in _records(result))
     header = fmt in ("csv", "tsv")
     if fmt in ("tsv", "tsv_plain"):
         lines = ["\t".join(_tsv_field(n) for n, _ in result.columns)] if header else []

@@ -143,7 +143,8 @@ class Pipe:
 def result_columns(description) -> list[tuple[str, str]]:
     """(name, type) of a cursor's result columns. An ENUM (how the snapshot stores some id
     columns, see snapshot.ENUM_COLUMNS) is reported as the VARCHAR it stands for."""
-    return [(d[0], "VARCHAR" if str(d[1]).startswith("ENUM(") else str(d[1])) for d in description]
+    # (the type's id, not its text: an ENUM's text lists all of its values)
+    return [(d[0], "VARCHAR" if d[1].id == "enum" else str(d[1])) for d in description]
 
 
 def where_clause(date_column: str, values: dict, filters: dict[str, str]) -> tuple[str, list]:

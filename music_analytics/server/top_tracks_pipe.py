@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 from music_analytics.server.pipe_specs import DAY_LAST_SECOND, Query, QueryResult, where_clause
-from music_analytics.server.snapshot import MartSnapshot
+from music_analytics.server.snapshot import TIME_SORTED_COPIES, MartSnapshot
 
 MONTHS_FROM_DAYS = 62  # ranges this long or longer read whole months from the monthly rollup
 _MEASURES = ("stream_count", "completed_streams", "total_duration_seconds")
@@ -31,13 +31,9 @@ READS: dict[str, tuple[str, ...]] = {
     "top_tracks_by_country_day": ("stream_date", "track_id", "genre", "country", *_MEASURES),
     "top_tracks_by_country_month": ("month", "track_id", "genre", "country", *_MEASURES),
 }
-# The partial days of a DateTime window come from the stream-level fact.
-READS_FOR_TIMES: dict[str, tuple[str, ...]] = {
-    "fct_streams": (
-        "stream_date", "stream_start_time", "track_id", "genre", "country", "duration_seconds",
-        "is_completed",
-    ),
-}  # fmt: skip
+# The partial days of a DateTime window come from the stream-level fact, read through the
+# snapshot's copy of it sorted by time (snapshot.TIME_SORTED_COPIES: `fct_streams_by_time`).
+READS_FOR_TIMES: dict[str, tuple[str, ...]] = {"fct_streams": TIME_SORTED_COPIES["fct_streams"][1]}
 COLUMNS = [
     ("track_id", "VARCHAR"),
     ("artist_id", "VARCHAR"),
@@ -96,7 +92,8 @@ def edges_and_whole_days(v: dict) -> tuple[list[tuple[datetime, datetime]], date
 
 
 def _edge_part(first: datetime, last: datetime, v: dict, filters: dict) -> tuple[str, list]:
-    """A partial day's sums per track, from the stream-level fact (its day's partition)."""
+    """A partial day's sums per track, from the stream-level fact sorted by time (only the
+    row groups of the window are read)."""
     where, bound = where_clause(
         "stream_start_time", {**v, "start_date": first, "end_date": last}, filters
     )
@@ -104,9 +101,9 @@ def _edge_part(first: datetime, last: datetime, v: dict, filters: dict) -> tuple
         "select track_id, count(*) as stream_count, "
         "count(*) filter (where is_completed) as completed_streams, "
         "sum(duration_seconds) as total_duration_seconds "
-        f"from fct_streams where stream_date = ? and {where} group by track_id"
+        f"from fct_streams_by_time where {where} group by track_id"
     )
-    return sql, [first.date(), *bound]
+    return sql, bound
 
 
 def top_tracks_query(v: dict) -> Query:
