@@ -149,7 +149,17 @@ def result_columns(description) -> list[tuple[str, str]]:
 
 def where_clause(date_column: str, values: dict, filters: dict[str, str]) -> tuple[str, list]:
     """`where` over the date range and the filters present (values bound, never pasted)."""
-    clauses, bound = [f"{date_column} between ? and ?"], [values["start_date"], values["end_date"]]
+    return filtered(
+        f"{date_column} between ? and ?",
+        [values["start_date"], values["end_date"]],
+        values,
+        filters,
+    )
+
+
+def filtered(clause: str, bound: list, values: dict, filters: dict[str, str]) -> tuple[str, list]:
+    """`clause` and the filters present ({parameter: column}), with their values bound."""
+    clauses, bound = [clause], list(bound)
     for param, column in filters.items():
         if values.get(param) is not None:
             clauses.append(f"{column} = ?")

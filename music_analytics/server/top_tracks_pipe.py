@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from music_analytics.server.pipe_specs import DAY_LAST_SECOND, Query, QueryResult, where_clause
+from music_analytics.server.pipe_specs import (
+    DAY_LAST_SECOND,
+    Query,
+    QueryResult,
+    filtered,
+    where_clause,
+)
 from music_analytics.server.snapshot import TIME_SORTED_COPIES, MartSnapshot
 
 MONTHS_FROM_DAYS = 62  # ranges this long or longer read whole months from the monthly rollup
@@ -91,17 +97,16 @@ def edges_and_whole_days(v: dict) -> tuple[list[tuple[datetime, datetime]], date
     return edges, first, last
 
 
-def _edge_part(first: datetime, last: datetime, v: dict, filters: dict) -> tuple[str, list]:
-    """A partial day's sums per track, from the stream-level fact sorted by time (only the
-    row groups of the window are read)."""
-    where, bound = where_clause(
-        "stream_start_time", {**v, "start_date": first, "end_date": last}, filters
-    )
+def _edges_part(edges: list[tuple[datetime, datetime]], v: dict, filters: dict) -> tuple[str, list]:
+    """The streams of the partial days, a row each (the outer sums count them), from the
+    stream-level fact sorted by time: only the row groups of the windows are read."""
+    windows = " or ".join("stream_start_time between ? and ?" for _ in edges)
+    where, bound = filtered(f"({windows})", [t for edge in edges for t in edge], v, filters)
     sql = (
-        "select track_id, count(*) as stream_count, "
-        "count(*) filter (where is_completed) as completed_streams, "
-        "sum(duration_seconds) as total_duration_seconds "
-        f"from fct_streams_by_time where {where} group by track_id"
+        "select track_id, 1::bigint as stream_count, "
+        "is_completed::bigint as completed_streams, "
+        "duration_seconds::bigint as total_duration_seconds "
+        f"from fct_streams_by_time where {where}"
     )
     return sql, bound
 
@@ -116,8 +121,8 @@ def top_tracks_query(v: dict) -> Query:
     filters = {"genre": "genre", "country": "country"}
     edges, first_day, last_day = edges_and_whole_days(v)
     parts, bound = [], []
-    for edge in edges:
-        sql, values = _edge_part(*edge, v, filters)
+    if edges:
+        sql, values = _edges_part(edges, v, filters)
         parts.append(sql)
         bound += values
     months, day_ranges = month_split(first_day, last_day)
