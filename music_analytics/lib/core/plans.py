@@ -90,19 +90,22 @@ def plan_build(
     `extra_days` (a partition range, a schedule's look-back), within [first, last].
 
     A pending day D also brings D+1..D+N when a selected model's rows read N days back
-    (`following_days`, from the models' meta): their trailing measures changed too.
+    (`following_days`, from the models' meta): their trailing measures changed too. Those
+    days stop at the latest day with data (`pending.data_through`, when known): a later day has
+    no streams, so no rows whose measures could change.
     """
     selected = set(selected_models)
     sources = covered_sources(selected, models_by_source)
     wanted = set(extra_days)
     following = following_days or {}
+    until = min(last, pending.data_through) if pending.data_through else last
     for source in sources & pending.sources:
         # a source's day also dates the following days of the models downstream of it that
         # read back in time (e.g. a trailing week), when those have a partition yet
         reach = max((following.get(m, 0) for m in models_by_source[source] & selected), default=0)
         for day in pending.days_by_source[source]:
             wanted.add(day)
-            wanted |= {d for n in range(1, reach + 1) if (d := day + timedelta(days=n)) <= last}
+            wanted |= {d for n in range(1, reach + 1) if (d := day + timedelta(days=n)) <= until}
     inside, outside = clamp_days(wanted, first, last)
     return BuildPlan(inside, sources, pending.up_to, outside)
 

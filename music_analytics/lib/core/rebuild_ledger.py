@@ -16,6 +16,12 @@ import duckdb
 
 LEDGER_TABLE = "raw.pending_rebuilds"
 SOURCES = ("events", "dsp", "spotify")  # the raw sources whose days the ledger tracks
+# Where each source's rows have their day: the latest of them is how far its data reaches.
+DATA_DAYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "events": (("stream_events", "stream_date"),),
+    "dsp": (("dsp_report_records", "report_date"),),
+    "spotify": (("spotify_plays", "played_at::date"), ("spotify_history", "ended_at::date")),
+}
 
 LEDGER_DDL = (
     "create sequence if not exists raw.pending_rebuilds_seq",
@@ -37,6 +43,9 @@ class PendingRebuilds:
 
     days_by_source: dict[str, frozenset[date]] = field(default_factory=dict)
     up_to: int = 0
+    # The latest day any source has rows for (None: no rows, or not read): a day after it has
+    # no streams, so no mart rows, whatever a trailing measure would say (plans.plan_build).
+    data_through: date | None = None
 
     @property
     def days(self) -> frozenset[date]:
@@ -54,7 +63,7 @@ class PendingRebuilds:
         """Only the pending days among `days` (e.g. a partition range being built)."""
         keep = frozenset(days)
         kept = {s: d & keep for s, d in self.days_by_source.items() if d & keep}
-        return PendingRebuilds(kept, self.up_to)
+        return PendingRebuilds(kept, self.up_to, self.data_through)
 
 
 def record_pending(
@@ -85,8 +94,29 @@ def read_pending(conn: duckdb.DuckDBPyConnection) -> PendingRebuilds:
     if not rows:
         return PendingRebuilds()
     return PendingRebuilds(
-        {source: frozenset(days) for source, days, _ in rows}, max(row[2] for row in rows)
+        {source: frozenset(days) for source, days, _ in rows},
+        max(row[2] for row in rows),
+        latest_data_day(conn),
     )
+
+
+def latest_data_day(conn: duckdb.DuckDBPyConnection) -> date | None:
+    """The latest day with rows in any source's raw tables (`DATA_DAYS`); a few ms on a year."""
+    present = {
+        name
+        for (name,) in conn.execute(
+            "select table_name from duckdb_tables() where schema_name = 'raw'"
+        ).fetchall()
+    }
+    latest = [
+        f"select max({column}) as day from raw.{table}"
+        for tables in DATA_DAYS.values()
+        for table, column in tables
+        if table in present
+    ]
+    if not latest:
+        return None
+    return conn.execute(f"select max(day) from ({' union all '.join(latest)})").fetchone()[0]
 
 
 def clear_pending(

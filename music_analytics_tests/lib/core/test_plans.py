@@ -4,13 +4,16 @@ import os
 import time
 from datetime import date, timedelta
 
+import duckdb
+
 from music_analytics.lib.core.landing import landing_files
 from music_analytics.lib.core.plans import (
     outside_message,
     plan_build,
     wait_until_settled,
 )
-from music_analytics.lib.core.rebuild_ledger import PendingRebuilds
+from music_analytics.lib.core.rebuild_ledger import PendingRebuilds, latest_data_day
+from music_analytics.lib.core.warehouse import ensure_raw_tables
 
 D = date(2025, 3, 10)
 MODELS = {
@@ -78,6 +81,36 @@ def test_trailing_windows_bring_the_following_days():
         following_days={"genre_trends": 7},
     )
     assert dsp.days == [D]
+
+
+def test_following_days_stop_at_the_latest_day_with_data():
+    """A day after the last one with streams has no rows a trailing measure could change: a
+    load of yesterday's file does not rebuild the week after it when that is empty."""
+    ledger = pending(events=[D - timedelta(days=2), D])
+    plan = plan_build(
+        PendingRebuilds(ledger.days_by_source, ledger.up_to, data_through=D + timedelta(days=1)),
+        selected_models=ALL,
+        models_by_source=MODELS,
+        first=FIRST,
+        last=LAST,
+        following_days={"genre_trends": 7},
+    )
+    assert plan.days == [D + timedelta(days=n) for n in range(-2, 2)]
+
+
+def test_the_latest_day_with_data_is_read_from_every_source(tmp_path):
+    real = duckdb.connect(str(tmp_path / "w.duckdb"))
+    assert latest_data_day(real) is None  # no raw tables yet
+    ensure_raw_tables(real)
+    assert latest_data_day(real) is None  # the real tables' day columns, and no rows
+    # the day columns alone, with rows
+    conn = duckdb.connect()
+    conn.execute("create schema raw")
+    conn.execute("create table raw.stream_events (stream_date date)")
+    conn.execute("create table raw.spotify_history (ended_at timestamp)")
+    conn.execute("insert into raw.stream_events values ('2025-03-02')")
+    conn.execute("insert into raw.spotify_history values ('2025-03-04 23:59:00')")
+    assert latest_data_day(conn) == date(2025, 3, 4)
 
 
 def test_days_before_the_first_partition_name_the_setting():
