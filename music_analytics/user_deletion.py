@@ -4,7 +4,9 @@
    user that arrived before the command are deleted too, not loaded just after it.
 1. In one raw transaction (lib/events/datasource_rows.py): the user's events leave
    raw.stream_events, every quarantined line naming the user leaves
-   raw.stream_events_quarantine, and the days they were on are marked for rebuild.
+   raw.stream_events_quarantine, and the days they were on are marked for rebuild. For the
+   Spotify listener (MUSIC_ANALYTICS_SPOTIFY_USER), a second transaction deletes their plays
+   (lib/spotify/listener_rows.py).
 2. A mart build of those days (`music-analytics refresh`, in-process) rebuilds every mart and
    export of the days, so the marts, the Parquet exports and, once it notices the new exports,
    the server's snapshot no longer hold the user; then every superseded version of an exported
@@ -29,6 +31,10 @@ from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
 from music_analytics.lib.core.warehouse_file import connect_warehouse
 from music_analytics.lib.events.datasource_rows import Removal, delete_user_rows
+from music_analytics.lib.spotify.listener_rows import delete_listener_rows
+
+# The Spotify listener's own marts: all theirs, so no user_id column.
+LISTENER_MARTS = ("marts.listening_history", "marts.listening_sessions")
 
 
 @dataclass
@@ -68,14 +74,28 @@ def user_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def user_rows(conn: duckdb.DuckDBPyConnection, user_id: str) -> dict[str, int]:
-    """The user's rows in each mart with a user_id column."""
-    return {
+def user_rows(
+    conn: duckdb.DuckDBPyConnection, user_id: str, *, listener: bool = False
+) -> dict[str, int]:
+    """The user's rows in each mart with a user_id column; for the Spotify listener, every row
+    of the listener's own marts (LISTENER_MARTS, which have no user_id) too."""
+    found = {
         table: conn.execute(
             f"select count(*) from {table} where user_id = ?", [user_id]
         ).fetchone()[0]
         for table in user_tables(conn)
     }
+    if listener:
+        present = {
+            f"{schema}.{name}"
+            for schema, name in conn.execute(
+                "select table_schema, table_name from information_schema.tables"
+            ).fetchall()
+        }
+        for table in LISTENER_MARTS:
+            if table in present:
+                found[table] = conn.execute(f"select count(*) from {table}").fetchone()[0]
+    return found
 
 
 def waiting_event_files(settings: Settings) -> list:
@@ -97,18 +117,24 @@ def delete_user(settings: Settings, user_id: str, *, rebuild: bool = True) -> Us
     config = {"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {}
     with connect_warehouse(settings.warehouse_path, config=config) as conn:
         ensure_raw_tables(conn)
-        result.marts = user_rows(conn, user_id)
-        removal: Removal = delete_user_rows(conn, user_id, f"delete-user-{new_load_id()}")
-    result.raw = removal.rows_by_table
-    result.days = removal.days
-    if rebuild and removal.days:
+        listener = user_id == settings.spotify_user
+        result.marts = user_rows(conn, user_id, listener=listener)
+        operation = f"delete-user-{new_load_id()}"
+        removal: Removal = delete_user_rows(conn, user_id, operation)
+        result.raw = dict(removal.rows_by_table)
+        result.days = list(removal.days)
+        if listener:  # the Spotify account's plays are the user's too
+            plays = delete_listener_rows(conn, f"{operation}-spotify")
+            result.raw.update(plays.rows_by_table)
+            result.days = sorted({*result.days, *plays.days})
+    if rebuild and result.days:
         from music_analytics.refresh import refresh
 
         refresh(settings=settings, log_level="WARNING")
         result.rebuilt = True
         result.export_versions_removed = remove_every_superseded_version(settings.exports_dir)
         with connect_warehouse(settings.warehouse_path, read_only=True) as conn:
-            result.marts_left = user_rows(conn, user_id)
+            result.marts_left = user_rows(conn, user_id, listener=listener)
     elif rebuild:
         result.rebuilt = True
         result.marts_left = dict(result.marts)
