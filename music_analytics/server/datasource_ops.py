@@ -5,7 +5,8 @@
   (server/append_formats.py) and lands them like a /v0/events body (judged, then one file in
   the events landing folder that the pipeline loads and quarantines as any other).
   Without `url`, the request body is the file (what client libraries send), answered at once.
-- `POST /v0/datasources/music_streams/truncate`: every row deleted (a job, waited for).
+- `POST /v0/datasources/music_streams/truncate`: every row deleted (a job, waited for);
+  `music_streams_quarantine/truncate` empties the quarantine (raw.stream_events_quarantine).
 - `POST /v0/datasources/music_streams/delete` with `delete_condition` (query or form body) and
   `dry_run`: a job deleting the rows the checked condition selects (lib/core/delete_condition.py);
   with dry_run, the count at once.
@@ -38,6 +39,7 @@ from music_analytics.lib.events.datasource_rows import (
     finished_operation,
     redacted_user_condition,
     truncate_events,
+    truncate_quarantine,
     user_of,
 )
 from music_analytics.lib.events.validation import VALID_COLUMNS
@@ -131,7 +133,8 @@ def truncate_work(settings: Settings):
         with _warehouse(settings) as conn:
             done = finished_operation(conn, job["id"])
             if done is None:
-                removal = truncate_events(conn, job["id"])
+                quarantine = job["datasource"]["name"] == QUARANTINE_DATASOURCE
+                removal = (truncate_quarantine if quarantine else truncate_events)(conn, job["id"])
                 done = {"rows_affected": removal.rows_affected, "days_touched": removal.days}
         return _finished(done)
 
@@ -169,6 +172,10 @@ def _runner(request: Request) -> JobRunner:
 
 def _base(request: Request) -> str:
     return str(request.base_url)
+
+
+# Tinybird names a data source's quarantine `<name>_quarantine`; it can be truncated.
+QUARANTINE_DATASOURCE = "music_streams_quarantine"
 
 
 def _check_datasource(name: str) -> None:
@@ -289,7 +296,8 @@ async def truncate(request: Request, name: str) -> JSONResponse:
         lambda t: t.can_manage_datasources,
         "data-source operations (it needs DATASOURCES:CREATE)",
     )
-    _check_datasource(name)
+    if name != QUARANTINE_DATASOURCE:
+        _check_datasource(name)
     runner = _runner(request)
     job = runner.store.create("truncate", name)
     job = await run_in_threadpool(lambda: runner.submit(job).result())

@@ -411,3 +411,23 @@ def test_truncate_empties_the_data_source_and_its_days(home, server, tokens):
     assert _warehouse(home, "select count(*) from marts.fct_streams where source = 'events'") == [
         (0,)
     ]
+
+
+def test_the_quarantine_is_a_data_source_of_its_own_to_truncate(home, server, tokens):
+    """As in Tinybird, `<name>_quarantine`: truncating music_streams keeps the quarantine;
+    truncating music_streams_quarantine empties it and touches no mart day."""
+    [(lines,)] = _warehouse(home, "select count(*) from raw.stream_events_quarantine")
+    assert lines > 0  # BOB's broken line, kept by the truncate of music_streams
+    response = requests.post(
+        f"{server.url}/v0/datasources/music_streams_quarantine/truncate",
+        headers=_auth(tokens),
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    job = response.json()["job"]
+    assert job["rows_affected"] == lines and job["days_marked_for_rebuild"] == 0
+    assert _warehouse(home, "select count(*) from raw.stream_events_quarantine") == [(0,)]
+    other = requests.post(
+        f"{server.url}/v0/datasources/other_quarantine/truncate", headers=_auth(tokens), timeout=60
+    )
+    assert other.status_code == 404

@@ -33,10 +33,11 @@ class Removal:
     operation_id: str
     rows_by_table: dict[str, int] = field(default_factory=dict)
     days: list[date] = field(default_factory=list)
+    primary: str = EVENTS_TABLE  # the data source's table, whose rows are `rows_affected`
 
     @property
     def rows_affected(self) -> int:
-        return self.rows_by_table.get(EVENTS_TABLE, 0)
+        return self.rows_by_table.get(self.primary, 0)
 
 
 def _condition_failed(exc: duckdb.Error) -> ConditionError:
@@ -119,6 +120,19 @@ def truncate_events(conn: duckdb.DuckDBPyConnection, operation_id: str) -> Remov
     """Delete every row of raw.stream_events (its quarantine stays: it is not the data source's
     rows), marking every day that had rows for rebuild."""
     return _remove(conn, operation_id, "truncate", "true", [], condition_text=None)
+
+
+def truncate_quarantine(conn: duckdb.DuckDBPyConnection, operation_id: str) -> Removal:
+    """Delete every quarantined line (the `music_streams_quarantine` data source, as Tinybird
+    names a data source's quarantine). No mart reads it, so no day is marked."""
+    with raw_transaction(conn, "events"):
+        removed = conn.execute(f"delete from {QUARANTINE_TABLE}").fetchone()[0]
+        conn.execute(
+            f"insert into {OPERATIONS_TABLE} "
+            "values (?, 'truncate', 'music_streams_quarantine', null, ?, []::date[], ?)",
+            [operation_id, removed, utc_now()],
+        )
+    return Removal(operation_id, {QUARANTINE_TABLE: removed}, [], primary=QUARANTINE_TABLE)
 
 
 def quarantine_match_sql(user_id: str) -> tuple[str, list]:
