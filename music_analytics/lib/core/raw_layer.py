@@ -65,7 +65,10 @@ RAW_LAYER_TABLES = (
     LayerTable("spotify_plays", "cast(played_at as date)", "poll_id", "spotify"),
     # the play's start day, the day its load marks in the ledger (lib/spotify/history_load.py)
     LayerTable(
-        "spotify_history", "cast(ended_at - to_milliseconds(ms_played) as date)", "load_id", "spotify"
+        "spotify_history",
+        "cast(ended_at - to_milliseconds(ms_played) as date)",
+        "load_id",
+        "spotify",
     ),
     LayerTable("spotify_history_quarantine", "cast(loaded_at as date)", "load_id", None),
     LayerTable("spotify_tracks", "cast(fetched_at as date)", _FETCH_KEY, None),
@@ -179,11 +182,11 @@ class _Reconciler:
             self.store.remove_folder_if_empty(folder)
 
     def _write(self, folder: str, day: date, key: str, name: str) -> None:
-        rows = self.conn.execute(
+        rows = self.conn.sql(
             f"select {self.columns} from {RAW_SCHEMA}.{self.table.name} "
-            f"where {self.table.day_sql} = ? and {self.table.key_sql} = ?",
-            [day, key],
-        ).fetch_arrow_table()
+            f"where {self.table.day_sql} = $day and {self.table.key_sql} = $key",
+            params={"day": day, "key": key},
+        ).to_arrow_table()
         self.store.write_atomically(folder, name, rows)
         crash_point("raw_layer_file")  # the crash tests: a file in place, not in the ledger
         note_file(self.conn, self.store.root, self.table.name, day, key, rows.num_rows, utc_now())
@@ -222,7 +225,9 @@ def _sync_table_days(
     expected = _by_day(_expected(conn, table, days))
     written = _by_day(files_written(conn, store.root, table.name, days))
     if days is None:
-        days = frozenset(d for d in expected.keys() | written.keys() if expected.get(d) != written.get(d))
+        days = frozenset(
+            d for d in expected.keys() | written.keys() if expected.get(d) != written.get(d)
+        )
     reconciler = _Reconciler(conn, store, table, summary, log)
     for day in sorted(days):
         listing = store.list_names(store.folder(table.name, day_folder(day)))

@@ -131,7 +131,9 @@ def note_file(
 
 def is_synced_root(conn: duckdb.DuckDBPyConnection, root: str) -> bool:
     """Whether a whole sync wrote `root` (and no switch-off forgot it since)."""
-    return bool(conn.execute(f"select count(*) from {ROOTS_TABLE} where root = ?", [root]).fetchone()[0])
+    return bool(
+        conn.execute(f"select count(*) from {ROOTS_TABLE} where root = ?", [root]).fetchone()[0]
+    )
 
 
 def note_synced_root(conn: duckdb.DuckDBPyConnection, root: str, at: datetime) -> None:

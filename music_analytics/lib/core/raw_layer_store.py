@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -49,7 +49,8 @@ def _as_layer_error(what: str, uri: str) -> Iterator[None]:
         yield
     except (OSError, pa.ArrowException, ValueError) as exc:
         raise RawLayerError(
-            f"{URI_SETTING}={redacted(uri)}: cannot {what} ({_first_line(exc)}); point it at "
+            f"{URI_SETTING}={redacted(uri)}: cannot {redacted(what)} "
+            f"({redacted(_first_line(exc))}); point it at "
             "a folder or bucket this process can write, with the filesystem's credentials in "
             "its standard environment variables"
         ) from None
@@ -133,21 +134,15 @@ class LayerStore:
 
     def remove(self, folder: str, name: str) -> None:
         """Delete `folder/name`; one already gone is fine."""
-        with _as_layer_error(f"remove {folder}/{name}", self.uri):
-            try:
-                self.fs.delete_file(f"{folder}/{name}")
-            except FileNotFoundError:
-                pass
+        with _as_layer_error(f"remove {folder}/{name}", self.uri), suppress(FileNotFoundError):
+            self.fs.delete_file(f"{folder}/{name}")
 
     def remove_folder_if_empty(self, folder: str) -> None:
         """Drop a partition folder left without files (object stores have no folders)."""
         if self.list_names(folder):
             return
-        with _as_layer_error(f"remove {folder}", self.uri):
-            try:
-                self.fs.delete_dir(folder)
-            except FileNotFoundError:
-                pass
+        with _as_layer_error(f"remove {folder}", self.uri), suppress(FileNotFoundError):
+            self.fs.delete_dir(folder)
 
     def write_marker(self, name: str, text: str) -> None:
         """A small `_`-prefixed file at the root (readers skip it), written atomically."""

@@ -3,8 +3,9 @@ the rebuild ledger written inside that transaction.
 
 A loader (events, DSP reports, Spotify) opens `raw_transaction(...)`, inserts its rows, and
 calls `RawWrite.touch(days)`: the days land in raw.pending_rebuilds (and in the raw Parquet
-layer's own queue, lib/core/raw_layer_ledger.py) in the same commit as the rows, so a crash after the commit never loses a day to rebuild and a crash before it never
-leaves a day without its rows.
+layer's own queue, lib/core/raw_layer_ledger.py) in the same commit as the rows, so a crash
+after the commit never loses a day to rebuild and a crash before it never leaves a day without
+its rows.
 """
 
 from __future__ import annotations
