@@ -35,9 +35,16 @@ from music_analytics.lib.core.raw_layer_ledger import (
     note_synced_root,
     read_layer_changes,
 )
-from music_analytics.lib.core.raw_layer_store import TEMP_PREFIX, LayerStore, RawLayerError
+from music_analytics.lib.core.raw_layer_store import (
+    TEMP_PREFIX,
+    URI_SETTING,
+    LayerStore,
+    RawLayerError,
+)
 from music_analytics.lib.core.raw_writer import utc_now
-from music_analytics.lib.core.warehouse import RAW_SCHEMA
+from music_analytics.lib.core.settings import Settings
+from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
+from music_analytics.lib.core.warehouse_file import connect_warehouse
 
 MARKER = "_raw_layer.json"  # at the root: when the whole layer was last synced
 _FETCH_KEY = "'fetched-' || strftime(fetched_at, '%Y%m%dT%H%M%S%f')"
@@ -263,6 +270,23 @@ def sync_raw_layer(
     if changes.up_to:
         summary.entries_cleared = clear_layer_changes(conn, changes.up_to)
     return summary
+
+
+def sync_with_settings(
+    settings: Settings,
+    *,
+    whole: bool = False,
+    log: Callable[[str], None] = lambda line: None,
+) -> LayerSync:
+    """`sync_raw_layer` on the settings' warehouse and root (for `refresh` and the CLI); the
+    layer must be on (MUSIC_ANALYTICS_ENGINE=spark or MUSIC_ANALYTICS_RAW_LAYER_URI set)."""
+    if not settings.raw_layer_enabled:
+        raise RawLayerError(
+            f"the raw layer is off: set {URI_SETTING} (or MUSIC_ANALYTICS_ENGINE=spark) to write it"
+        )
+    with connect_warehouse(settings.warehouse_path) as conn:
+        ensure_raw_tables(conn)
+        return sync_raw_layer(conn, settings.raw_layer_uri, whole=whole, log=log)
 
 
 def sync_before_build(

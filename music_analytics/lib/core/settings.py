@@ -122,6 +122,12 @@ def _raw_layer_root(home: Path) -> str:
     """MUSIC_ANALYTICS_RAW_LAYER_URI as given when it is a URI; a folder made absolute like the
     home (relative to the project); unset: `<home>/raw`."""
     value = _get("MUSIC_ANALYTICS_RAW_LAYER_URI")
+    if "://" in value and "@" in value.partition("://")[2].split("/", 1)[0]:
+        raise SettingsError(
+            "MUSIC_ANALYTICS_RAW_LAYER_URI holds credentials (user@ or user:secret@): remove "
+            "them and set the filesystem's own variables instead (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://)"
+        )
     if "://" in value:
         return value.rstrip("/")
     folder = Path(value).expanduser() if value else home / "raw"
