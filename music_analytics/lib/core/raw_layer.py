@@ -18,7 +18,9 @@ are right, so a sync killed anywhere is finished by the next one; a first sync o
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from urllib.parse import quote
@@ -31,7 +33,7 @@ from music_analytics.lib.core.raw_layer_ledger import (
     files_written,
     forget_layer,
     is_synced_root,
-    note_file,
+    note_files,
     note_synced_root,
     read_layer_changes,
 )
@@ -149,11 +151,19 @@ def _by_day(counts: dict[tuple[date, str], int]) -> dict[date, dict[str, int]]:
 
 
 class _Reconciler:
-    """Brings one table's day folders to the table's rows."""
+    """Brings one table's day folders to the table's rows. DuckDB reads the next file's rows
+    while a thread writes the previous one (both release the GIL); the files ledger is written
+    in batches (each commit is an fsync), always after the files it names are in place."""
+
+    QUEUE = 2  # files read and not yet written: bounds the memory to two files' rows
+    BATCH = 200  # ledger notes per commit
 
     def __init__(self, conn, store: LayerStore, table: LayerTable, summary: LayerSync, log):
         self.conn, self.store, self.table, self.summary, self.log = conn, store, table, summary, log
         self.columns = _select_list(conn, table.name)
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-layer")
+        self.in_flight: deque[tuple[Future, tuple[date, str, int]]] = deque()
+        self.notes: list[tuple[date, str, int | None]] = []
 
     def day(
         self,
@@ -173,7 +183,7 @@ class _Reconciler:
                 self._write(folder, day, key, name)
         for key in written.keys() - expected.keys():
             self.store.remove(folder, file_name(key))
-            note_file(self.conn, self.store.root, self.table.name, day, key, None, utc_now())
+            self._note((day, key, None))
             self.summary.files_removed += 1
         ours = {file_name(key) for key in written}
         for name in sorted(set(listing or ()) - wanted.keys() - ours):
@@ -194,18 +204,52 @@ class _Reconciler:
             f"where {self.table.day_sql} = $day and {self.table.key_sql} = $key",
             params={"day": day, "key": key},
         ).to_arrow_table()
-        self.store.write_atomically(folder, name, rows)
+        future = self.writer.submit(self.store.write_atomically, folder, name, rows)
+        self.in_flight.append((future, (day, key, rows.num_rows)))
+        while len(self.in_flight) >= self.QUEUE:
+            self._written(*self.in_flight.popleft())
+
+    def _written(self, future: Future, note: tuple[date, str, int]) -> None:
+        future.result()  # the write's RawLayerError, if any, stops the sync here
         crash_point("raw_layer_file")  # the crash tests: a file in place, not in the ledger
-        note_file(self.conn, self.store.root, self.table.name, day, key, rows.num_rows, utc_now())
         self.summary.files_written += 1
-        self.summary.rows_written += rows.num_rows
+        self.summary.rows_written += note[2]
+        self._note(note)
+
+    def _note(self, note: tuple[date, str, int | None]) -> None:
+        self.notes.append(note)
+        if len(self.notes) >= self.BATCH:
+            self._flush_notes()
+
+    def _flush_notes(self) -> None:
+        note_files(self.conn, self.store.root, self.table.name, self.notes, utc_now())
+        self.notes = []
+
+    def finish(self) -> None:
+        """Wait for the writes in flight and commit the last notes (also after an error: the
+        files that did get written are recorded)."""
+        try:
+            while self.in_flight:
+                self._written(*self.in_flight.popleft())
+        finally:
+            self.writer.shutdown(wait=True, cancel_futures=True)
+            self._flush_notes()
+
+    def __enter__(self) -> _Reconciler:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if exc_info[0] is None:
+            self.finish()
+            return
+        self.writer.shutdown(wait=True, cancel_futures=True)
+        self._flush_notes()
 
 
 def _sync_table_whole(conn, store: LayerStore, table: LayerTable, summary, log) -> None:
     expected = _by_day(_expected(conn, table, None))
     written = _by_day(files_written(conn, store.root, table.name, None))
     tree = store.list_tree(store.folder(table.name))
-    reconciler = _Reconciler(conn, store, table, summary, log)
     listed_days: dict[date, list[str]] = {}
     for sub, names in tree.items():
         try:
@@ -220,8 +264,11 @@ def _sync_table_whole(conn, store: LayerStore, table: LayerTable, summary, log) 
                 log(f"raw layer: removed {summary.strays_removed[-1]}: not in a date= folder")
             continue
         listed_days[day] = names
-    for day in sorted(expected.keys() | written.keys() | listed_days.keys()):
-        reconciler.day(day, expected.get(day, {}), written.get(day, {}), listed_days.get(day, []))
+    with _Reconciler(conn, store, table, summary, log) as reconciler:
+        for day in sorted(expected.keys() | written.keys() | listed_days.keys()):
+            reconciler.day(
+                day, expected.get(day, {}), written.get(day, {}), listed_days.get(day, [])
+            )
 
 
 def _sync_table_days(
@@ -235,10 +282,10 @@ def _sync_table_days(
         days = frozenset(
             d for d in expected.keys() | written.keys() if expected.get(d) != written.get(d)
         )
-    reconciler = _Reconciler(conn, store, table, summary, log)
-    for day in sorted(days):
-        listing = store.list_names(store.folder(table.name, day_folder(day)))
-        reconciler.day(day, expected.get(day, {}), written.get(day, {}), listing)
+    with _Reconciler(conn, store, table, summary, log) as reconciler:
+        for day in sorted(days):
+            listing = store.list_names(store.folder(table.name, day_folder(day)))
+            reconciler.day(day, expected.get(day, {}), written.get(day, {}), listing)
 
 
 def sync_raw_layer(

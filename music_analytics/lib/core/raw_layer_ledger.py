@@ -106,26 +106,31 @@ def files_written(
     return {(day, key): rows for day, key, rows in conn.execute(sql, params).fetchall()}
 
 
-def note_file(
+def note_files(
     conn: duckdb.DuckDBPyConnection,
     root: str,
     table: str,
-    day: date,
-    file_key: str,
-    row_count: int | None,
+    notes: Iterable[tuple[date, str, int | None]],
     at: datetime,
 ) -> None:
-    """Record that a file now holds `row_count` rows (None: it was removed)."""
+    """Record, in one commit, that each (day, file_key) file now holds its row count (None: it
+    was removed). Called after the files changed: a crash in between leaves files the ledger
+    does not know, which the next sync of their day rewrites or removes."""
+    notes = list(notes)
+    if not notes:
+        return
     conn.execute("begin transaction")
-    conn.execute(
-        f"delete from {FILES_TABLE} where root = ? and table_name = ? and day = ? and file_key = ?",
-        [root, table, day, file_key],
-    )
-    if row_count is not None:
+    for day, key, rows in notes:
         conn.execute(
-            f"insert into {FILES_TABLE} values (?, ?, ?, ?, ?, ?)",
-            [root, table, day, file_key, row_count, at],
+            f"delete from {FILES_TABLE} "
+            "where root = ? and table_name = ? and day = ? and file_key = ?",
+            [root, table, day, key],
         )
+        if rows is not None:
+            conn.execute(
+                f"insert into {FILES_TABLE} values (?, ?, ?, ?, ?, ?)",
+                [root, table, day, key, rows, at],
+            )
     conn.execute("commit")
 
 

@@ -128,7 +128,7 @@ class LayerStore:
         with _as_layer_error(f"write {folder}/{name}", self.uri):
             self.fs.create_dir(folder, recursive=True)
             with self.fs.open_output_stream(temp) as out:
-                pq.write_table(table, out, compression="zstd", coerce_timestamps="us")
+                pq.write_table(table, out, compression="snappy", coerce_timestamps="us")
             crash_point("raw_layer_temp")  # the crash tests: a temporary file left behind
             self.fs.move(temp, f"{folder}/{name}")
 
