@@ -27,7 +27,7 @@ from music_analytics.lib.core.crash_points import crash_point
 
 URI_SETTING = "MUSIC_ANALYTICS_RAW_LAYER_URI"
 TEMP_PREFIX = "_tmp-"  # a leading `_`: Spark and Hive skip the file
-_USERINFO = re.compile(r"(?<=://)[^/@]*@")
+_USERINFO = re.compile(r"(?<=://)[^/@:]*:[^/@]*@")  # user:secret@, not abfs' container@
 
 
 class RawLayerError(RuntimeError):

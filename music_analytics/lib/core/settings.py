@@ -122,9 +122,10 @@ def _raw_layer_root(home: Path) -> str:
     """MUSIC_ANALYTICS_RAW_LAYER_URI as given when it is a URI; a folder made absolute like the
     home (relative to the project); unset: `<home>/raw`."""
     value = _get("MUSIC_ANALYTICS_RAW_LAYER_URI")
-    if "://" in value and "@" in value.partition("://")[2].split("/", 1)[0]:
+    authority = value.partition("://")[2].split("/", 1)[0] if "://" in value else ""
+    if ":" in authority.rpartition("@")[0]:  # user:secret@ (abfs' container@account is fine)
         raise SettingsError(
-            "MUSIC_ANALYTICS_RAW_LAYER_URI holds credentials (user@ or user:secret@): remove "
+            "MUSIC_ANALYTICS_RAW_LAYER_URI holds credentials (user:secret@): remove "
             "them and set the filesystem's own variables instead (AWS_ACCESS_KEY_ID and "
             "AWS_SECRET_ACCESS_KEY for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://)"
         )
