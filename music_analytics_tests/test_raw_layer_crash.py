@@ -1,7 +1,8 @@
 """`kill -9` of a real `music-analytics raw-layer sync` around its Parquet writes (a temporary
 file written, not renamed; a file renamed into place, not yet in the files ledger), during a
 whole sync and during an incremental one after new loads and a user deletion: the next sync
-converges the layer to exactly the committed rows, nothing lost or doubled."""
+converges the layer to exactly the committed rows, nothing lost or doubled. And a load killed
+before its DuckDB commit adds nothing to the layer."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from music_analytics.lib.core.crash_points import CRASH_AT
 from music_analytics.lib.core.raw_layer import sync_raw_layer
 from music_analytics.lib.core.raw_layer_ledger import read_layer_changes
 from music_analytics.lib.events.datasource_rows import delete_user_rows
-from music_analytics_tests.conftest import event
+from music_analytics_tests.conftest import event, write_lines
 from music_analytics_tests.lib.core.test_raw_layer import (
     assert_mirrors,
     load_events,
@@ -113,3 +114,29 @@ def test_the_command_on_a_switched_off_layer_or_a_uri_with_a_secret_is_one_line(
     monkeypatch.setenv("MUSIC_ANALYTICS_RAW_LAYER_URI", str(tmp_path / "raw"))
     assert main(["raw-layer", "sync", "--all"]) == 0
     assert "raw layer: whole layer;" in capsys.readouterr().out
+
+
+def test_a_load_killed_before_its_commit_adds_nothing_to_the_layer(warehouse, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(warehouse, home / "warehouse.duckdb")
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        sync_raw_layer(conn, str(home / "raw"))
+    path = write_lines(tmp_path / "new.ndjson", [event(n) for n in range(70, 75)])
+    load = (
+        "import duckdb, sys; from pathlib import Path\n"
+        "from music_analytics.lib.events.files import load_event_files\n"
+        "conn = duckdb.connect(sys.argv[1]); list(load_event_files(conn, [Path(sys.argv[2])]))"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", load, str(home / "warehouse.duckdb"), str(path)],
+        env={**os.environ, CRASH_AT: "raw_load"},
+        capture_output=True,
+        start_new_session=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    with duckdb.connect(str(home / "warehouse.duckdb")) as conn:
+        summary = sync_raw_layer(conn, str(home / "raw"))
+        assert (summary.files_written, summary.files_removed) == (0, 0)
+        assert_mirrors(conn, home / "raw")
