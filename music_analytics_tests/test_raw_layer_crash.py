@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from music_analytics.cli import main
-from music_analytics.lib.core.crash_points import CRASH_AT
+from music_analytics.lib.core.crash_points import CRASH_AT, RAW_LAYER_POINTS
 from music_analytics.lib.core.raw_layer import sync_raw_layer
 from music_analytics.lib.core.raw_layer_ledger import read_layer_changes
 from music_analytics.lib.events.datasource_rows import delete_user_rows
@@ -29,7 +29,6 @@ from music_analytics_tests.lib.core.test_raw_layer import (
 )
 
 CLI = str(Path(sys.executable).parent / "music-analytics")
-RAW_LAYER_POINTS = ("raw_layer_temp", "raw_layer_file")
 
 
 @pytest.fixture(scope="module")
