@@ -86,9 +86,13 @@ RAW_LAYER_TABLES = (
 
 
 def file_name(file_key: str) -> str:
-    """`<file_key>.parquet`, anything but letters, digits and `-` percent-encoded (load ids
-    need none), so a key can neither leave its folder nor start with `_` or `.`."""
-    return quote(file_key, safe="-") + ".parquet"
+    """`<file_key>.parquet`, a `/` or any other character a path or a reader treats specially
+    percent-encoded (load ids need none), and a leading `_` or `.` too: a key can neither leave
+    its folder nor name a file readers skip."""
+    encoded = quote(file_key, safe="-")
+    if not encoded or encoded[0] in "_.~":
+        encoded = f"%{ord(encoded[0]) if encoded else 0:02X}{encoded[1:]}"
+    return encoded + ".parquet"
 
 
 def day_folder(day: date) -> str:

@@ -163,6 +163,14 @@ def test_every_table_is_mirrored_with_its_columns_types_and_partition_day(conn, 
     assert json.loads((root / MARKER).read_text())["synced_all_at"]
 
 
+def test_file_names_stay_in_their_folder_and_visible_to_readers():
+    assert file_name("20250414T010203000000-ab12cd34") == "20250414T010203000000-ab12cd34.parquet"
+    assert file_name("../../etc/x") == "%2E.%2F..%2Fetc%2Fx.parquet"
+    assert file_name("_hidden") == "%5Fhidden.parquet"
+    assert file_name("") == "%00.parquet"
+    assert file_name("a:b c") == "a%3Ab%20c.parquet"
+
+
 def test_a_second_sync_with_nothing_changed_writes_nothing(conn, tmp_path):
     root = str(tmp_path / "raw")
     sync_raw_layer(conn, root)
