@@ -160,13 +160,14 @@ class _Reconciler:
     in batches (each commit is an fsync), always after the files it names are in place."""
 
     QUEUE = 2  # files read and not yet written: bounds the memory to two files' rows
+    STREAM_ROWS = 500_000  # a larger file is streamed from DuckDB in batches, not overlapped
     BATCH = 200  # ledger notes per commit
 
     def __init__(self, conn, store: LayerStore, table: LayerTable, summary: LayerSync, log):
         self.conn, self.store, self.table, self.summary, self.log = conn, store, table, summary, log
         self.columns = _select_list(conn, table.name)
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raw-layer")
-        self.in_flight: deque[tuple[Future, tuple[date, str, int]]] = deque()
+        self.in_flight: deque[tuple[Future, tuple[date, str]]] = deque()
         self.notes: list[tuple[date, str, int | None]] = []
 
     def day(
@@ -184,7 +185,7 @@ class _Reconciler:
         for name, key in wanted.items():
             missing = listing is not None and name not in listing
             if missing or written.get(key) != expected[key]:
-                self._write(folder, day, key, name)
+                self._write(folder, day, key, name, expected[key])
         for key in written.keys() - expected.keys():
             self.store.remove(folder, file_name(key))
             self._note((day, key, None))
@@ -202,23 +203,32 @@ class _Reconciler:
         if not expected and (written or listing):
             self.store.remove_folder_if_empty(folder)
 
-    def _write(self, folder: str, day: date, key: str, name: str) -> None:
+    def _write(self, folder: str, day: date, key: str, name: str, expected_rows: int) -> None:
         rows = self.conn.sql(
             f"select {self.columns} from {RAW_SCHEMA}.{self.table.name} "
             f"where {self.table.day_sql} = $day and {self.table.key_sql} = $key",
             params={"day": day, "key": key},
-        ).to_arrow_table()
-        future = self.writer.submit(self.store.write_atomically, folder, name, rows)
-        self.in_flight.append((future, (day, key, rows.num_rows)))
+        )
+        if expected_rows > self.STREAM_ROWS:  # e.g. a large DSP report's breakdowns
+            while self.in_flight:  # the connection streams this one result alone
+                self._written(*self.in_flight.popleft())
+            done: Future = Future()
+            done.set_result(self.store.write_atomically(folder, name, rows.to_arrow_reader()))
+            self._written(done, (day, key))
+            return
+        future = self.writer.submit(
+            self.store.write_atomically, folder, name, rows.to_arrow_table()
+        )
+        self.in_flight.append((future, (day, key)))
         while len(self.in_flight) >= self.QUEUE:
             self._written(*self.in_flight.popleft())
 
-    def _written(self, future: Future, note: tuple[date, str, int]) -> None:
-        future.result()  # the write's RawLayerError, if any, stops the sync here
+    def _written(self, future: Future, file: tuple[date, str]) -> None:
+        rows = future.result()  # the write's RawLayerError, if any, stops the sync here
         crash_point("raw_layer_file")  # the crash tests: a file in place, not in the ledger
         self.summary.files_written += 1
-        self.summary.rows_written += note[2]
-        self._note(note)
+        self.summary.rows_written += rows
+        self._note((*file, rows))
 
     def _note(self, note: tuple[date, str, int | None]) -> None:
         self.notes.append(note)

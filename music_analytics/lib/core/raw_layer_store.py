@@ -122,15 +122,28 @@ class LayerStore:
                 tree.setdefault(sub, []).append(name)
         return tree
 
-    def write_atomically(self, folder: str, name: str, table: pa.Table) -> None:
-        """Write `table` as `folder/name`: to a temporary `_` name first, then renamed."""
+    def write_atomically(
+        self, folder: str, name: str, rows: pa.Table | pa.RecordBatchReader
+    ) -> int:
+        """Write `rows` (a table, or batches streamed from a reader) as `folder/name`: to a
+        temporary `_` name first, then renamed; the number of rows written."""
         temp = f"{folder}/{TEMP_PREFIX}{uuid.uuid4().hex}.parquet"
+        batches = rows.to_batches() if isinstance(rows, pa.Table) else rows
+        written = 0
         with _as_layer_error(f"write {folder}/{name}", self.uri):
             self.fs.create_dir(folder, recursive=True)
-            with self.fs.open_output_stream(temp) as out:
-                pq.write_table(table, out, compression="snappy", coerce_timestamps="us")
+            with (
+                self.fs.open_output_stream(temp) as out,
+                pq.ParquetWriter(
+                    out, rows.schema, compression="snappy", coerce_timestamps="us"
+                ) as writer,
+            ):
+                for batch in batches:
+                    writer.write_batch(batch)
+                    written += batch.num_rows
             crash_point("raw_layer_temp")  # the crash tests: a temporary file left behind
             self.fs.move(temp, f"{folder}/{name}")
+        return written
 
     def remove(self, folder: str, name: str) -> None:
         """Delete `folder/name`; one already gone is fine."""

@@ -11,6 +11,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from music_analytics.lib.core import raw_layer
 from music_analytics.lib.core.raw_layer import (
     MARKER,
     RAW_LAYER_TABLES,
@@ -169,6 +170,14 @@ def test_file_names_stay_in_their_folder_and_visible_to_readers():
     assert file_name("_hidden") == "%5Fhidden.parquet"
     assert file_name("") == "%00.parquet"
     assert file_name("a:b c") == "a%3Ab%20c.parquet"
+
+
+def test_large_files_are_streamed_in_batches_with_the_same_result(conn, tmp_path, monkeypatch):
+    monkeypatch.setattr(raw_layer._Reconciler, "STREAM_ROWS", 0)  # every file streamed
+    root = tmp_path / "streamed"
+    summary = sync_raw_layer(conn, str(root))
+    assert summary.files_written > 0
+    assert_mirrors(conn, root)
 
 
 def test_a_second_sync_with_nothing_changed_writes_nothing(conn, tmp_path):
