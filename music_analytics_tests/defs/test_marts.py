@@ -5,6 +5,7 @@ import random
 import shutil
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -15,6 +16,7 @@ from music_analytics.defs.partitions import partition_range_tags
 from music_analytics.lib.core.exports import connect_bi_database
 from music_analytics.refresh import refresh
 from music_analytics_tests.conftest import event, module_home, query, write_lines
+from music_analytics_tests.lib.core.test_raw_layer import assert_mirrors
 from music_analytics_tests.rollup_exports import run_dbt
 
 FIRST, LAST = date(2025, 3, 1), date(2025, 3, 10)
@@ -73,7 +75,10 @@ def day_of(row) -> date:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    with module_home(tmp_path_factory, "marts") as settings:
+    layer = tmp_path_factory.mktemp("raw_layer")  # on here: the marts step syncs it first
+    with module_home(
+        tmp_path_factory, "marts", MUSIC_ANALYTICS_RAW_LAYER_URI=str(layer)
+    ) as settings:
         lines = sample_lines()
         write_lines(settings.events_landing / "march.ndjson", lines)
         instance = dg.DagsterInstance.ephemeral()
@@ -90,6 +95,15 @@ def test_refresh_loads_and_builds_all_days_in_one_run(built):
     assert summary.rows_loaded == len(events) + 2  # + 2 duplicate copies
     [(facts,)] = query(settings, "select count(*) from marts.fct_streams")
     assert facts == len(events)
+
+
+def test_the_marts_step_first_brings_the_raw_layer_to_the_raw_tables(built):
+    settings, instance, _, _ = built
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        assert_mirrors(conn, Path(settings.raw_layer_uri))
+    [run] = instance.get_runs(dg.RunsFilter(job_name="daily_marts_job"), limit=1)
+    messages = [r.user_message for r in instance.all_logs(run.run_id)]
+    assert any(m.startswith("raw layer: whole layer;") for m in messages)
 
 
 def test_an_events_load_rebuilds_and_tests_the_models_it_feeds_only(built):

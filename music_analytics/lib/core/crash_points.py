@@ -18,6 +18,10 @@ POINTS = ("raw_load", "dbt", "export", "export_staged")
 # The server's: after an import job landed its file, before the job is marked done
 # (server/datasource_ops.py; test_datasource_ops kills `serve` there, and at raw_load).
 SERVER_POINTS = ("job_landed",)
+# The raw Parquet layer's (lib/core/raw_layer_store.py, raw_layer.py): a file written under its
+# temporary name, not renamed; a file renamed into place, not yet in raw.raw_layer_files
+# (test_raw_layer_crash kills `raw-layer sync` at each).
+RAW_LAYER_POINTS = ("raw_layer_temp", "raw_layer_file")
 
 
 def crash_point(name: str) -> None:
