@@ -247,6 +247,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_raw_layer_sync(args: argparse.Namespace) -> int:
+    """Exit status: 0 the layer matches the raw tables; 1 it cannot be written (one line)."""
+    from music_analytics.lib.core.raw_layer import sync_with_settings
+    from music_analytics.lib.core.raw_layer_store import RawLayerError
+
+    settings = Settings.from_env()
+    settings.ensure_folders()
+    started = time.monotonic()
+    try:
+        summary = sync_with_settings(settings, whole=args.all, log=print)
+    except RawLayerError as exc:
+        print(f"music-analytics: {exc}", file=sys.stderr)
+        return 1
+    print(f"{summary.line()} in {time.monotonic() - started:.1f}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="music-analytics",
@@ -301,6 +318,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-rebuild", action="store_true", help="only mark the days; the next refresh rebuilds"
     )
     delete.set_defaults(handler=cmd_delete_user)
+
+    raw_layer = commands.add_parser(
+        "raw-layer", help="the raw Parquet layer Spark reads (MUSIC_ANALYTICS_RAW_LAYER_URI)"
+    ).add_subparsers(dest="raw_layer_command", required=True)
+    sync = raw_layer.add_parser(
+        "sync", help="bring the layer to the raw tables: the changed days, or every day (--all)"
+    )
+    sync.add_argument(
+        "--all",
+        action="store_true",
+        help="compare every day and list the whole layer (after switching an existing "
+        "warehouse to Spark, or files removed by hand)",
+    )
+    sync.set_defaults(handler=cmd_raw_layer_sync)
 
     home = commands.add_parser(
         "dagster-home", help="print (and create) the DAGSTER_HOME the CLI and `make dev` share"

@@ -33,6 +33,7 @@ from music_analytics.lib.core.plans import (
     outside_message,
     wait_until_settled,
 )
+from music_analytics.lib.core.raw_layer import sync_with_settings
 from music_analytics.lib.core.rebuild_ledger import read_pending
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
@@ -239,4 +240,6 @@ def refresh(
                 run_config={**_logging(log_level), "ops": {"dbt_daily_models": {"config": config}}},
             )
         summary.days_built = plan.days
+    elif settings.raw_layer_enabled:  # no build to sync it: the layer still follows the rows
+        sync_with_settings(settings)
     return summary

@@ -158,6 +158,8 @@ class DataFolders(dg.ConfigurableResource):
     json_max_record_bytes: int = DEFAULT_JSON_LIMITS.max_record_bytes
     json_max_string_bytes: int = DEFAULT_JSON_LIMITS.max_string_bytes
     event_max_line_bytes: int = MAX_LINE_BYTES  # MUSIC_ANALYTICS_EVENT_MAX_LINE_KB
+    raw_layer_uri: str = ""  # the raw Parquet layer's root; "" = the layer is off
+    engine: str = "duckdb"  # MUSIC_ANALYTICS_ENGINE: under spark a layer that fails fails the build
 
     @property
     def events_landing(self) -> Path:
@@ -332,6 +334,8 @@ def build_resources(settings: Settings) -> dict[str, object]:
             json_max_record_bytes=settings.json_limits.max_record_bytes,
             json_max_string_bytes=settings.json_limits.max_string_bytes,
             event_max_line_bytes=settings.event_max_line_bytes,
+            raw_layer_uri=settings.raw_layer_uri if settings.raw_layer_enabled else "",
+            engine=settings.engine,
         ),
         "dsp_api": build_dsp_api(settings),
         "spotify": build_spotify_api(settings),

@@ -1,9 +1,11 @@
 """Every dbt model as a daily-partitioned asset, dbt tests as asset checks.
 
-One step builds the marts and their exports: it plans the days (lib/core/plans.py), runs one
-`dbt build` for all of them, then in one connection to the warehouse reports the marts built
-with their row counts and typed columns (mart_metadata.py), writes the rebuilt days' Parquet
-exports and the BI database, and only then clears the days it built from the rebuild ledger.
+One step builds the marts and their exports: it brings the raw Parquet layer up to date when
+the layer is on (lib/core/raw_layer.py; the spark target's sources), plans the days
+(lib/core/plans.py), runs one `dbt build` for all of them, then in one connection to the
+warehouse reports the marts built with their row counts and typed columns (mart_metadata.py),
+writes the rebuilt days' Parquet exports and the BI database, and only then clears the days
+it built from the rebuild ledger.
 Every run builds its partition (or range) and whatever the ledger holds for the selected
 models, in one dbt invocation however sparse the days: the sensors, the schedule and
 `refresh` start runs on the newest day they know of, and the other days built are reported
@@ -40,6 +42,8 @@ from music_analytics.defs.transform.mart_metadata import (
 from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
+from music_analytics.lib.core.raw_layer import sync_before_build
+from music_analytics.lib.core.raw_layer_store import RawLayerError
 from music_analytics.lib.core.rebuild_ledger import PendingRebuilds, clear_pending, read_pending
 from music_analytics.lib.core.warehouse import ensure_raw_tables
 
@@ -139,6 +143,23 @@ def _with_other_days(
         yield from day_materializations(context, reports)
 
 
+def _sync_raw_layer(context: dg.AssetExecutionContext, folders: DataFolders, conn) -> None:
+    """The raw Parquet layer brought to the raw tables before dbt reads anything (a no-op,
+    bar emptying its queue, when the layer is off); under spark a layer that cannot be
+    written fails the step with its one line."""
+    try:
+        sync_before_build(
+            conn,
+            folders.raw_layer_uri,
+            enabled=bool(folders.raw_layer_uri),
+            required=folders.engine == "spark",
+            log=context.log.info,
+            warn=context.log.warning,
+        )
+    except RawLayerError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
 def _crash_while_dbt_runs(events: Iterator[Any]) -> Iterator[Any]:
     """The crash tests' point `dbt`: after dbt's first result, while it builds the rest."""
     for number, event in enumerate(events):
@@ -163,10 +184,11 @@ def dbt_daily_models(
     warehouse: DuckDBResource,
     folders: DataFolders,
 ):
-    """Build the planned days of the selected models in one dbt call, export them, then clear
-    them from the rebuild ledger."""
+    """Sync the raw Parquet layer, build the planned days of the selected models in one dbt
+    call, export them, then clear them from the rebuild ledger."""
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)
+        _sync_raw_layer(context, folders, conn)
         plan = _plan(context, config, folders, conn)
     if plan.outside:
         first, last = partition_bounds(folders.first_day)

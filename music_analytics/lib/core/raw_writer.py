@@ -2,9 +2,10 @@
 the rebuild ledger written inside that transaction.
 
 A loader (events, DSP reports, Spotify) opens `raw_transaction(...)`, inserts its rows, and
-calls `RawWrite.touch(days)`: the days land in raw.pending_rebuilds in the same commit as the
-rows, so a crash after the commit never loses a day to rebuild and a crash before it never
-leaves a day without its rows.
+calls `RawWrite.touch(days)`: the days land in raw.pending_rebuilds (and in the raw Parquet
+layer's own queue, lib/core/raw_layer_ledger.py) in the same commit as the rows, so a crash
+after the commit never loses a day to rebuild and a crash before it never leaves a day without
+its rows.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from music_analytics.lib.core.crash_points import crash_point
+from music_analytics.lib.core.raw_layer_ledger import record_layer_days
 from music_analytics.lib.core.rebuild_ledger import record_pending
 
 _HASH_CHUNK = 8 << 20
@@ -89,6 +91,7 @@ def raw_transaction(
     try:
         yield write
         record_pending(conn, source, write.days, write.load_id, write.loaded_at)
+        record_layer_days(conn, source, write.days, write.loaded_at)
         crash_point("raw_load")
         conn.execute("commit")
     except duckdb.Error as exc:

@@ -56,7 +56,10 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_APPEND_URL_MAX_MB": "100",
     "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS": "60",
     "MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS": "0",
+    "MUSIC_ANALYTICS_ENGINE": "duckdb",
+    "MUSIC_ANALYTICS_RAW_LAYER_URI": "",
 }
+ENGINES = ("duckdb", "spark")  # MUSIC_ANALYTICS_ENGINE: the engine dbt builds the marts on
 # The API refuses a 21st active report; we stay at or under its limit.
 DSP_API_ACTIVE_REPORT_LIMIT = 20
 
@@ -100,12 +103,35 @@ def _as_dsps(name: str) -> tuple[str, ...]:
     return keys
 
 
+def _as_choice(name: str, choices: tuple[str, ...]) -> str:
+    value = _get(name).lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={_get(name)!r}: expected one of {', '.join(choices)}")
+    return value
+
+
 def _as_float(name: str) -> float:
     raw = _get(name)
     try:
         return float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
+def _raw_layer_root(home: Path) -> str:
+    """MUSIC_ANALYTICS_RAW_LAYER_URI as given when it is a URI; a folder made absolute like the
+    home (relative to the project); unset: `<home>/raw`."""
+    value = _get("MUSIC_ANALYTICS_RAW_LAYER_URI")
+    if "://" in value and "@" in value.partition("://")[2].split("/", 1)[0]:
+        raise SettingsError(
+            "MUSIC_ANALYTICS_RAW_LAYER_URI holds credentials (user@ or user:secret@): remove "
+            "them and set the filesystem's own variables instead (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://)"
+        )
+    if "://" in value:
+        return value.rstrip("/")
+    folder = Path(value).expanduser() if value else home / "raw"
+    return str(folder if folder.is_absolute() else (PROJECT_ROOT / folder).resolve())
 
 
 @dataclass(frozen=True)
@@ -148,6 +174,14 @@ class Settings:
     append_url_max_bytes: int  # an append's file larger than this is refused
     append_url_timeout_seconds: int  # an append's download taking longer is stopped
     sensor_interval_seconds: int  # every sensor's minimum interval; 0: each sensor's own
+    engine: str  # duckdb | spark: the dbt target that builds the marts
+    raw_layer_uri: str  # the raw Parquet layer's root: a local folder or a filesystem URI
+    raw_layer_uri_set: bool  # MUSIC_ANALYTICS_RAW_LAYER_URI was given (not the default)
+
+    @property
+    def raw_layer_enabled(self) -> bool:
+        """The raw Parquet layer is written when Spark reads it, or when a root is given."""
+        return self.engine == "spark" or self.raw_layer_uri_set
 
     @property
     def spotify_configured(self) -> bool:
@@ -269,6 +303,9 @@ class Settings:
                 "MUSIC_ANALYTICS_APPEND_URL_TIMEOUT_SECONDS", minimum=1
             ),
             sensor_interval_seconds=_as_int("MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS"),
+            engine=_as_choice("MUSIC_ANALYTICS_ENGINE", ENGINES),
+            raw_layer_uri=_raw_layer_root(home),
+            raw_layer_uri_set=bool(_get("MUSIC_ANALYTICS_RAW_LAYER_URI")),
         )
 
     def export_to_environment(self) -> None:

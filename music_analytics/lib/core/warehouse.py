@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import duckdb
 
+from music_analytics.lib.core.raw_layer_ledger import RAW_LAYER_LEDGER_DDL
 from music_analytics.lib.core.rebuild_ledger import LEDGER_DDL
 
 RAW_SCHEMA = "raw"
@@ -278,7 +279,7 @@ RAW_TABLES_DDL = (
 
 def ensure_raw_tables(conn: duckdb.DuckDBPyConnection) -> None:
     """Create the raw schema, tables and rebuild ledger when missing; safe on every run."""
-    for statement in (*RAW_TABLES_DDL, *LEDGER_DDL):
+    for statement in (*RAW_TABLES_DDL, *LEDGER_DDL, *RAW_LAYER_LEDGER_DDL):
         conn.execute(statement)
 
 
