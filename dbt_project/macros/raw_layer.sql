@@ -3,13 +3,15 @@
     by day (<raw layer>/<table>/date=YYYY-MM-DD/<load_id>.parquet, written by the raw writer),
     declared here as external tables raw.<table> over those folders, with the columns and
     DuckDB types that models/staging/_raw__sources.yml gives (the warehouse's raw tables', kept
-    equal by a test) and the partition column `date`. Tables, not `parquet.`<path>`` in a
-    dispatched source(): source() stays dbt's own (lineage, docs, the Dagster asset graph), a
-    table with a declared schema reads a table with no load yet as empty instead of failing to
-    infer a schema, and the same names work on a cluster with a shared metastore. Re-declared
-    on every run (an external table: dropping it keeps the files), then its partitions listed
-    again, so every run reads every load written before it started. A no-op on DuckDB, whose
-    raw tables are the warehouse's own.
+    equal by a test). Tables, not `parquet.`<path>`` in a dispatched source(): source() stays
+    dbt's own (lineage, docs, the Dagster asset graph), a table with a declared schema reads a
+    table with no load yet (no folder: the writer makes none for a table without rows) as
+    empty instead of failing to infer a schema, and the same names work on a cluster with a
+    shared metastore. Declared unpartitioned: Spark discovers the date= folders whenever it
+    reads (adding the column `date`, which the models do not use), so no partition list is
+    kept in the metastore and every run reads every load written before it. Re-declared on
+    every run (an external table: dropping it keeps the files). A no-op on DuckDB, whose raw
+    tables are the warehouse's own.
 
     The location is MUSIC_ANALYTICS_RAW_LAYER_URI (default $MUSIC_ANALYTICS_HOME/raw): a local
     folder, or any URI the Spark cluster's Hadoop filesystems read (s3a://, abfss://, hdfs://).
@@ -40,20 +42,23 @@
             {%- set table = 'raw.' ~ source.identifier -%}
             {%- do run_query('drop table if exists ' ~ table) -%}
             {%- do run_query(
-                'create table ' ~ table ~ ' (' ~ columns | join(', ') ~ ', `date` date) '
-                ~ 'using parquet partitioned by (`date`) '
+                'create table ' ~ table ~ ' (' ~ columns | join(', ') ~ ') using parquet '
                 ~ "location '" ~ root ~ '/' ~ source.identifier ~ "'") -%}
-            {%- do run_query('alter table ' ~ table ~ ' recover partitions') -%}
         {%- endfor -%}
     {%- endif -%}
     select 1
 {%- endmacro %}
 
 
-{#- The raw layer's root, without a trailing slash. -#}
+{#- The raw layer's root, without a trailing slash. The writer's s3:// (pyarrow) is s3a:// to
+    Hadoop's filesystems, which Spark reads through. -#}
 {% macro raw_layer_uri() -%}
     {%- set default = env_var('MUSIC_ANALYTICS_HOME', '../data') ~ '/raw' -%}
-    {%- do return(env_var('MUSIC_ANALYTICS_RAW_LAYER_URI', default).rstrip('/')) -%}
+    {%- set root = env_var('MUSIC_ANALYTICS_RAW_LAYER_URI', '') or default -%}
+    {%- if root.startswith('s3://') -%}
+        {%- set root = 's3a://' ~ root[5:] -%}
+    {%- endif -%}
+    {%- do return(root.rstrip('/')) -%}
 {%- endmacro %}
 
 
