@@ -15,10 +15,13 @@ bench/results/latest.json.
 - **orchestration** (bench/orchestration.py): a ten-year Spotify export through `refresh`
   (the dbt invocations it takes) and one event file dropped under `dagster dev` until its
   streams are in the mart exports.
+- **spark** (bench/spark.py, opt-in: BENCH_ONLY=spark or BENCH_SPARK=1): the year's backfill
+  through `refresh` on Spark local[2] next to DuckDB on the same files, at 1 M and 10 M events
+  (BENCH_SPARK_EVENTS): wall seconds, peak RSS and their ratios.
 
 Each measured load runs in a child process (its peak RSS is its own); the pipeline's commands'
 output goes to log files in the work folder, printed (their tail) only when they fail.
-BENCH_ONLY=year (or ingest, dsp, json, serve, orchestration, or a comma list) runs only those
+BENCH_ONLY=year (or ingest, dsp, json, serve, orchestration, spark, or a comma list) runs only those
 sections and writes bench/results/latest-<sections>.json instead. BENCH_YEAR_EVENTS (default
 10000000) sizes the year, e.g. 200000 while developing; BENCH_CACHE moves the cache;
 BENCH_KEEP_WORK=1 keeps the work folder (and its logs).
@@ -41,7 +44,10 @@ from bench.processes import progress
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results" / "latest.json"
 EVENTS = int(os.environ.get("BENCH_EVENTS", "2000000"))
-SECTIONS = ("ingest", "year", "dsp", "json", "serve", "orchestration")
+SECTIONS = ("ingest", "year", "dsp", "json", "serve", "orchestration", "spark")
+# The spark section (bench/spark.py) takes longer than the rest together: it runs only when
+# asked for, by BENCH_ONLY=spark or BENCH_SPARK=1.
+DEFAULT_SECTIONS = SECTIONS if os.environ.get("BENCH_SPARK", "") == "1" else SECTIONS[:-1]
 ONLY = tuple(s.strip() for s in os.environ.get("BENCH_ONLY", "").split(",") if s.strip())
 DSP_SMALL = int(os.environ.get("BENCH_DSP_SMALL", "10000"))
 DSP_LARGE = int(os.environ.get("BENCH_DSP_LARGE", "100000"))
@@ -216,6 +222,7 @@ def _sections() -> dict:
     from bench.json_readers import bench_json_readers
     from bench.orchestration import bench_orchestration
     from bench.serve_load import bench_serve
+    from bench.spark import bench_spark
     from bench.year import bench_year
 
     return {
@@ -225,6 +232,7 @@ def _sections() -> dict:
         "json": bench_json_readers,
         "serve": bench_serve,
         "orchestration": bench_orchestration,
+        "spark": bench_spark,
     }
 
 
@@ -252,7 +260,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="music-analytics-bench-"))
     try:
         for name, section in _sections().items():
-            if name not in (ONLY or SECTIONS):
+            if name not in (ONLY or DEFAULT_SECTIONS):
                 continue
             loads[name] = round(os.getloadavg()[0], 2)
             progress(name, f"starting (work folder {work}, load average {loads[name]})")

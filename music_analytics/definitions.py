@@ -35,7 +35,7 @@ from music_analytics.defs.spotify.sensors import (
     spotify_history_sensor,
     spotify_poll_job,
 )
-from music_analytics.defs.transform.assets import dbt_daily_models
+from music_analytics.defs.transform.assets import build_dbt_daily_models
 from music_analytics.lib.core.settings import Settings
 
 
@@ -43,6 +43,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """All assets, jobs, schedules and sensors, with resources pointing at `settings.home` and
     partitions starting at `settings.start_date`; the settings are read here, not at import."""
     settings = settings or Settings.from_env()
+    dbt_daily_models = build_dbt_daily_models(settings.engine)
     assets = [
         stream_event_files,
         dsp_report_zips,

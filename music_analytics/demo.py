@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
+from music_analytics.lib.core.mart_tables import open_marts
 from music_analytics.lib.core.settings import Settings
 from music_analytics.refresh import RefreshSummary
 
@@ -66,7 +67,12 @@ def dashboard_token(settings: Settings) -> str:
 
 def print_demo_summary(settings: Settings, summary: RefreshSummary, elapsed: float) -> None:
     """Top tracks, genre trends, load counts, where things are and how to open the UI."""
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+    with (
+        duckdb.connect(str(settings.warehouse_path), read_only=True) as warehouse,
+        open_marts(
+            warehouse, engine=settings.engine, spark_warehouse=settings.spark_warehouse_dir
+        ) as conn,
+    ):
         days = conn.execute(
             "select min(stream_date), max(stream_date), count(distinct stream_date) "
             "from marts.top_tracks_daily"

@@ -160,6 +160,7 @@ class DataFolders(dg.ConfigurableResource):
     event_max_line_bytes: int = MAX_LINE_BYTES  # MUSIC_ANALYTICS_EVENT_MAX_LINE_KB
     raw_layer_uri: str = ""  # the raw Parquet layer's root; "" = the layer is off
     engine: str = "duckdb"  # MUSIC_ANALYTICS_ENGINE: under spark a layer that fails fails the build
+    spark_warehouse_dir: str = ""  # MUSIC_ANALYTICS_SPARK_WAREHOUSE_DIR: the Spark marts' files
 
     @property
     def events_landing(self) -> Path:
@@ -322,6 +323,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             project_dir=dbt_project,
             profiles_dir=str(DBT_PROJECT_DIR),
             dbt_executable=dbt_executable(),
+            target=settings.engine,  # profiles.yml has one target per engine
         ),
         "folders": DataFolders(
             home=str(settings.home),
@@ -336,6 +338,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
             event_max_line_bytes=settings.event_max_line_bytes,
             raw_layer_uri=settings.raw_layer_uri if settings.raw_layer_enabled else "",
             engine=settings.engine,
+            spark_warehouse_dir=str(settings.spark_warehouse_dir),
         ),
         "dsp_api": build_dsp_api(settings),
         "spotify": build_spotify_api(settings),

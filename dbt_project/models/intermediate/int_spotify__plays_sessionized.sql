@@ -11,7 +11,22 @@ with
 spotify_plays as (
 
     select
-        * exclude (started_at),
+        source,
+        stream_id,
+        ended_at,
+        stream_date,
+        user_id,
+        track_id,
+        artist_id,
+        album_id,
+        genre,
+        country,
+        device_type,
+        duration_seconds,
+        track_duration_seconds,
+        is_completed,
+        skipped,
+        play_key,
         started_at as stream_start_time
     from {{ ref('int_spotify__plays_unified') }}
 
@@ -36,7 +51,7 @@ starts as (
         *,
         previous_ended_at is null
             or stream_start_time
-                > previous_ended_at + interval '{{ session_gap_minutes }} minutes'
+                > previous_ended_at + interval {{ session_gap_minutes }} minute
             as starts_session
     from flagged
 
@@ -46,7 +61,7 @@ numbered as (
 
     select
         *,
-        count(*) filter (where starts_session) over (
+        count(case when starts_session then 1 end) over (
             order by stream_start_time, stream_id rows unbounded preceding
         ) as session_number
     from starts

@@ -39,9 +39,9 @@ polled_tracks as (
 
     select
         track_id,
-        arg_max(duration_ms, ended_at) as duration_ms,
-        arg_max(artist_id, ended_at) as artist_id,
-        arg_max(album_id, ended_at) as album_id
+        max_by(duration_ms, ended_at) as duration_ms,
+        max_by(artist_id, ended_at) as artist_id,
+        max_by(album_id, ended_at) as album_id
     from api_plays
     group by track_id
 
@@ -82,7 +82,15 @@ named_tracks as (
 history_resolved as (
 
     select
-        history.* exclude (track_id),
+        history.play_key,
+        history.ended_at,
+        history.ended_at_precision_seconds,
+        history.started_at,
+        history.ms_played,
+        history.conn_country,
+        history.platform,
+        history.reason_end,
+        history.skipped,
         -- unresolvable names still get a stable id, so that the play is counted
         coalesce(
             history.track_id,
@@ -108,11 +116,11 @@ candidates as (
         api_plays.track_id,
         api_plays.ended_at as api_ended_at,
         history_resolved.play_key,
-        abs(epoch_ms(history_resolved.ended_at) - epoch_ms(api_plays.ended_at)) as distance_ms
+        abs({{ epoch_millis('history_resolved.ended_at') }} - {{ epoch_millis('api_plays.ended_at') }}) as distance_ms
     from api_plays
     inner join history_resolved
         on history_resolved.track_id = api_plays.track_id
-        and abs(epoch_ms(history_resolved.ended_at) - epoch_ms(api_plays.ended_at))
+        and abs({{ epoch_millis('history_resolved.ended_at') }} - {{ epoch_millis('api_plays.ended_at') }})
             <= ({{ match_seconds }} + history_resolved.ended_at_precision_seconds) * 1000
 
 ),
@@ -147,8 +155,8 @@ history_plays as (
         track_facts.album_id,
         history_resolved.conn_country as country,
         history_resolved.platform as device_type,
-        history_resolved.ms_played / 1000.0 as duration_seconds,
-        track_facts.duration_ms / 1000.0 as track_duration_seconds,
+        cast(history_resolved.ms_played as double) / 1000 as duration_seconds,
+        cast(track_facts.duration_ms as double) / 1000 as track_duration_seconds,
         coalesce(history_resolved.reason_end = 'trackdone', false) as reached_track_end,
         history_resolved.skipped,
         history_resolved.play_key
@@ -164,30 +172,36 @@ api_only_plays as (
         'spotify_api' as source,
         api_plays.track_id,
         api_plays.ended_at,
-        api_plays.ended_at - to_milliseconds(coalesce(track_facts.duration_ms, 0)) as started_at,
+        {{ minus_milliseconds('api_plays.ended_at', 'coalesce(track_facts.duration_ms, 0)') }} as started_at,
         track_facts.artist_id,
         track_facts.album_id,
-        cast(null as varchar) as country,
-        cast(null as varchar) as device_type,
-        coalesce(track_facts.duration_ms, 0) / 1000.0 as duration_seconds,
-        track_facts.duration_ms / 1000.0 as track_duration_seconds,
+        cast(null as {{ dbt.type_string() }}) as country,
+        cast(null as {{ dbt.type_string() }}) as device_type,
+        cast(coalesce(track_facts.duration_ms, 0) as double) / 1000 as duration_seconds,
+        cast(track_facts.duration_ms as double) / 1000 as track_duration_seconds,
         -- recently-played lists plays that finished
         true as reached_track_end,
         cast(null as boolean) as skipped,
-        cast(null as varchar) as play_key
+        cast(null as {{ dbt.type_string() }}) as play_key
     from api_plays
     left join track_facts on api_plays.track_id = track_facts.track_id
-    anti join matches
+    left join matches
         on api_plays.track_id = matches.track_id
         and api_plays.ended_at = matches.api_ended_at
+    where matches.play_key is null
 
 ),
 
 plays as (
 
-    select * from history_plays
-    union all
-    select * from api_only_plays
+    select
+        *,
+        cast(floor({{ epoch_millis('ended_at') }} / 1000) as bigint) as ended_second
+    from (
+        select * from history_plays
+        union all
+        select * from api_only_plays
+    ) as all_plays
 
 ),
 
@@ -197,9 +211,9 @@ numbered as (
 
     select
         *,
-        'spotify:' || track_id || ':' || cast(epoch_ms(ended_at) // 1000 as varchar) as base_id,
+        'spotify:' || track_id || ':' || cast(ended_second as {{ dbt.type_string() }}) as base_id,
         row_number() over (
-            partition by track_id, epoch_ms(ended_at) // 1000
+            partition by track_id, ended_second
             order by source desc, ended_at, play_key, duration_seconds
         ) as same_second_number
     from plays
@@ -213,7 +227,8 @@ final as (
         numbered.source,
         case
             when numbered.same_second_number = 1 then numbered.base_id
-            else numbered.base_id || ':' || cast(numbered.same_second_number as varchar)
+            else numbered.base_id || ':'
+                || cast(numbered.same_second_number as {{ dbt.type_string() }})
         end as stream_id,
 
         -- timing (UTC)

@@ -1,4 +1,4 @@
-{{ config(unique_key='report_date', pre_hook="{{ empty_partition_window('report_date') }}") }}
+{{ config(unique_key='report_date', partition_by=spark_partition_by('report_date'), pre_hook="{{ empty_partition_window('report_date') }}") }}
 
 with
 

@@ -1,6 +1,6 @@
 {#- A day's trailing 7-day and week-over-week measures read the 7 days before it, so a change
     to a day also dates the 7 after it: rebuild_following_days tells the planner. -#}
-{{ config(unique_key='stream_date', pre_hook="{{ empty_partition_window('stream_date') }}", meta={'rebuild_following_days': 7}) }}
+{{ config(unique_key='stream_date', partition_by=spark_partition_by('stream_date'), pre_hook="{{ empty_partition_window('stream_date') }}", meta={'rebuild_following_days': 7}) }}
 
 with
 
@@ -37,8 +37,8 @@ trailing_7d as (
         country,
         sum(stream_count) over (
             partition by genre, country
-            order by stream_date
-            range between interval 6 days preceding and current row
+            order by {{ dbt.datediff("cast('1970-01-01' as date)", 'stream_date', 'day') }}
+            range between 6 preceding and current row
         ) as streams_7d
     from daily
 
@@ -62,7 +62,7 @@ final as (
             as share_of_day_streams,
 
         -- trends: days without streams count as zero; no row a week earlier gives NULL
-        trailing_7d.streams_7d / 7.0 as streams_7d_avg,
+        cast(trailing_7d.streams_7d as double) / 7 as streams_7d_avg,
         cast(today.stream_count - week_ago.stream_count as double)
             / week_ago.stream_count as streams_wow_change
 

@@ -1,4 +1,4 @@
-{{ config(unique_key='stream_date', pre_hook="{{ empty_partition_window('stream_date') }}") }}
+{{ config(unique_key='stream_date', partition_by=spark_partition_by('stream_date'), pre_hook="{{ empty_partition_window('stream_date') }}") }}
 
 with
 
@@ -34,10 +34,10 @@ music_hours as (
         sum(duration_seconds) / 60.0 as minutes_played,
         count(distinct track_id) as distinct_tracks,
         count(distinct artist_id) as distinct_artists,
-        count(*) filter (where is_completed) as completed_plays,
-        count(*) filter (where skipped) as skipped_plays,
+        count(case when is_completed then 1 end) as completed_plays,
+        count(case when skipped then 1 end) as skipped_plays,
         count(skipped) as plays_with_skip_known,
-        count(*) filter (where starts_session) as sessions_started
+        count(case when starts_session then 1 end) as sessions_started
     from plays
     group by stream_date, hour_of_day
 
@@ -64,8 +64,10 @@ episode_hours as (
     select
         stream_date,
         hour_of_day,
-        sum(ms_played) filter (where kind = 'podcast') / 60000.0 as podcast_minutes,
-        sum(ms_played) filter (where kind = 'audiobook') / 60000.0 as audiobook_minutes
+        cast(sum(case when kind = 'podcast' then ms_played end) as double) / 60000
+            as podcast_minutes,
+        cast(sum(case when kind = 'audiobook' then ms_played end) as double) / 60000
+            as audiobook_minutes
     from episodes
     group by stream_date, hour_of_day
 

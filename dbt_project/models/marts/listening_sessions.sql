@@ -1,4 +1,4 @@
-{{ config(unique_key='stream_date', pre_hook="{{ empty_partition_window('stream_date') }}") }}
+{{ config(unique_key='stream_date', partition_by=spark_partition_by('stream_date'), pre_hook="{{ empty_partition_window('stream_date') }}") }}
 
 with
 
@@ -6,7 +6,7 @@ sessions as (
 
     select
         -- the session's first play names it: stable as long as that play is
-        'session:' || arg_min(stream_id, stream_start_time) as session_id,
+        'session:' || min_by(stream_id, stream_start_time) as session_id,
         min(stream_start_time) as started_at,
         max(ended_at) as ended_at,
         cast(min(stream_start_time) as date) as stream_date,

@@ -1,4 +1,4 @@
-{{ config(unique_key='month', pre_hook="{{ empty_partition_window('month', grain='month') }}", meta={'export_grain': 'month'}) }}
+{{ config(unique_key='month', partition_by=spark_partition_by('month'), pre_hook="{{ empty_partition_window('month', grain='month') }}", meta={'export_grain': 'month'}) }}
 
 {#-
     top_tracks_by_country_day per calendar month: a top_tracks request with a country filter

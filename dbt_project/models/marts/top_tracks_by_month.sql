@@ -1,4 +1,4 @@
-{{ config(unique_key='month', pre_hook="{{ empty_partition_window('month', grain='month') }}", meta={'export_grain': 'month'}) }}
+{{ config(unique_key='month', partition_by=spark_partition_by('month'), pre_hook="{{ empty_partition_window('month', grain='month') }}", meta={'export_grain': 'month'}) }}
 
 {#-
     top_tracks_daily summed per calendar month (over countries): a top_tracks request reads its

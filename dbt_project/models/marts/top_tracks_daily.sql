@@ -1,4 +1,4 @@
-{{ config(unique_key='stream_date', pre_hook="{{ empty_partition_window('stream_date') }}") }}
+{{ config(unique_key='stream_date', partition_by=spark_partition_by('stream_date'), pre_hook="{{ empty_partition_window('stream_date') }}") }}
 
 with
 

@@ -12,6 +12,7 @@ models, in one dbt invocation however sparse the days: the sensors, the schedule
 as materializations of their own partitions.
 """
 
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
@@ -29,6 +30,7 @@ from music_analytics.defs.serving.exports import MARTS, export_built_days
 from music_analytics.defs.transform.day_events import day_materializations
 from music_analytics.defs.transform.dbt_build import (
     build_failure,
+    dbt_locations,
     dbt_state_dir,
     keep_parse_state,
     start_build,
@@ -41,6 +43,7 @@ from music_analytics.defs.transform.mart_metadata import (
 )
 from music_analytics.lib.core.crash_points import crash_point
 from music_analytics.lib.core.manifest import following_days, models_by_rebuild_source
+from music_analytics.lib.core.mart_tables import open_marts
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
 from music_analytics.lib.core.raw_layer import sync_before_build
 from music_analytics.lib.core.raw_layer_store import RawLayerError
@@ -83,7 +86,12 @@ def plan_marts(
 
 
 class MusicAnalyticsTranslator(DagsterDbtTranslator):
-    """Models are keyed and grouped by their schema: staging/<model>, marts/<model>."""
+    """Models are keyed and grouped by their schema: staging/<model>, marts/<model>, and of
+    the kind of the engine that builds them (duckdb or spark)."""
+
+    def __init__(self, engine: str = "duckdb") -> None:
+        super().__init__()
+        self.engine = engine
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
@@ -93,10 +101,12 @@ class MusicAnalyticsTranslator(DagsterDbtTranslator):
         if props["resource_type"] not in ("model", "seed", "snapshot"):
             return spec
         schema = props["schema"]
+        # dbt and the engine (dagster-dbt would add the adapter the manifest was parsed with)
         return spec.replace_attributes(
             key=dg.AssetKey([schema, props["name"]]),
             group_name=schema,
-        ).merge_attributes(kinds={"duckdb"})
+            kinds={"dbt", self.engine},
+        )
 
 
 class MartBuildConfig(dg.Config):
@@ -168,24 +178,52 @@ def _crash_while_dbt_runs(events: Iterator[Any]) -> Iterator[Any]:
         yield event
 
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    project=dbt_project,
-    dagster_dbt_translator=MusicAnalyticsTranslator(),
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    pool="duckdb",
-    name="dbt_daily_models",
-)
-def dbt_daily_models(
+# The pool of the dbt step per engine. DuckDB: `duckdb`, the warehouse's one writer, since dbt
+# writes the marts into the warehouse file. Spark: `spark` (limit 1 like every pool: one
+# dbt-spark session at a time; raise it for a cluster); the step then takes the DuckDB
+# warehouse only for moments (raw layer sync, rebuild ledger), waiting out another writer's
+# lock as every connection does, while the raw writers (ingestion) keep the `duckdb` pool.
+DBT_POOLS = {"duckdb": "duckdb", "spark": "spark"}
+
+
+@functools.cache
+def build_dbt_daily_models(engine: str = "duckdb") -> dg.AssetsDefinition:
+    """The dbt models as assets for `engine` (MUSIC_ANALYTICS_ENGINE): the same step, in the
+    engine's pool and of its kind."""
+    if engine not in DBT_POOLS:
+        raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(DBT_POOLS)}")
+
+    @dbt_assets(
+        manifest=dbt_project.manifest_path,
+        project=dbt_project,
+        dagster_dbt_translator=MusicAnalyticsTranslator(engine),
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=DBT_POOLS[engine],
+        name="dbt_daily_models",
+    )
+    def dbt_daily_models(
+        context: dg.AssetExecutionContext,
+        config: MartBuildConfig,
+        dbt: DbtCliResource,
+        warehouse: DuckDBResource,
+        folders: DataFolders,
+    ):
+        """Sync the raw Parquet layer, build the planned days of the selected models in one
+        dbt call, export them, then clear them from the rebuild ledger."""
+        yield from _build_marts(context, config, dbt, warehouse, folders)
+
+    return dbt_daily_models
+
+
+def _build_marts(
     context: dg.AssetExecutionContext,
     config: MartBuildConfig,
     dbt: DbtCliResource,
     warehouse: DuckDBResource,
     folders: DataFolders,
 ):
-    """Sync the raw Parquet layer, build the planned days of the selected models in one dbt
-    call, export them, then clear them from the rebuild ledger."""
+    """The step of build_dbt_daily_models, whichever the engine."""
     with open_warehouse(warehouse) as conn:
         ensure_raw_tables(conn)
         _sync_raw_layer(context, folders, conn)
@@ -207,6 +245,7 @@ def dbt_daily_models(
         home=folders.home,
         context=context,
         name=context.run_id[:8],
+        locations=dbt_locations(folders.raw_layer_uri, folders.spark_warehouse_dir),
     )
     held: list[dg.Output] = []  # the marts' Outputs, described once dbt has let go of the file
     try:
@@ -222,13 +261,23 @@ def dbt_daily_models(
         raise
     keep_parse_state(invocation, dbt_state_dir(folders.home))
     built = {key.path[-1] for key in context.selected_asset_keys} & set(MARTS)
-    with open_warehouse(warehouse) as conn:
+    with (
+        open_warehouse(warehouse) as conn,
+        open_marts(
+            conn, engine=folders.engine, spark_warehouse=folders.spark_warehouse_dir
+        ) as marts,
+    ):
         described = describe_marts(
-            conn,
+            marts,
             [context.asset_key_for_output(o.output_name).path[-1] for o in held],
             COLUMN_DESCRIPTIONS,
         )
         yield from _with_other_days(context, with_metadata(context, held, described), plan)
-        yield from export_built_days(conn, folders, sorted(built), plan.days)
+        yield from export_built_days(marts, folders, sorted(built), plan.days)
         cleared = clear_pending(conn, plan.sources, plan.days, plan.up_to)
     context.log.info(f"rebuild ledger: {cleared} entr(ies) cleared for {sorted(plan.sources)}")
+
+
+# The duckdb engine's assets: their keys and checks are every engine's (jobs and tests select
+# by them); build_definitions() takes the settings' engine's.
+dbt_daily_models = build_dbt_daily_models("duckdb")

@@ -87,6 +87,18 @@ def keep_parse_state(invocation: DbtCliInvocation, state_dir: Path) -> None:
     os.replace(partial, state_dir / PARSE_STATE)
 
 
+def dbt_locations(raw_layer_uri: str, spark_warehouse_dir: str) -> dict[str, str]:
+    """The environment dbt's spark target reads its locations from (profiles.yml,
+    macros/raw_layer.sql): the resolved raw layer root and Spark warehouse, the ones given.
+    Set per build rather than process-wide, so that one process's builds of two homes (tests)
+    never hand one home's folders to the other."""
+    values = {
+        "MUSIC_ANALYTICS_RAW_LAYER_URI": raw_layer_uri,
+        "MUSIC_ANALYTICS_SPARK_WAREHOUSE_DIR": spark_warehouse_dir,
+    }
+    return {name: value for name, value in values.items() if value}
+
+
 def start_build(
     dbt: DbtCliResource,
     args: list[str],
@@ -95,9 +107,11 @@ def start_build(
     home: str | Path,
     context,
     name: str,
+    locations: dict[str, str] | None = None,
 ) -> DbtCliInvocation:
     """Start `dbt <args>` for the days `day_ranges` (a plan's pairs) in its own target folder
-    under `home`; the caller streams it and then calls `keep_parse_state`.
+    under `home`, with `locations` (dbt_locations) in its environment; the caller streams it
+    and then calls `keep_parse_state`.
 
     Tests are selected `cautious`ly: one that also reads a model outside the run (a Spotify
     mart reconciled with fct_streams, in an events run) waits for a run that builds both. It
@@ -106,7 +120,11 @@ def start_build(
     tests to run).
     """
     target = _new_target(dbt_state_dir(home), name)
-    environment = {DAY_RANGES_ENV: json.dumps(day_ranges), "DBT_INDIRECT_SELECTION": "cautious"}
+    environment = {
+        DAY_RANGES_ENV: json.dumps(day_ranges),
+        "DBT_INDIRECT_SELECTION": "cautious",
+        **(locations or {}),
+    }
     with _environment(**environment):
         return dbt.cli(args, context=context, target_path=target)
 

@@ -58,6 +58,7 @@ DEFAULTS = {
     "MUSIC_ANALYTICS_SENSOR_INTERVAL_SECONDS": "0",
     "MUSIC_ANALYTICS_ENGINE": "duckdb",
     "MUSIC_ANALYTICS_RAW_LAYER_URI": "",
+    "MUSIC_ANALYTICS_SPARK_WAREHOUSE_DIR": "",
 }
 ENGINES = ("duckdb", "spark")  # MUSIC_ANALYTICS_ENGINE: the engine dbt builds the marts on
 # The API refuses a 21st active report; we stay at or under its limit.
@@ -135,6 +136,20 @@ def _raw_layer_root(home: Path) -> str:
     return str(folder if folder.is_absolute() else (PROJECT_ROOT / folder).resolve())
 
 
+def _spark_warehouse_dir(home: Path) -> Path:
+    """MUSIC_ANALYTICS_SPARK_WAREHOUSE_DIR made absolute like the home; unset:
+    `<home>/spark-warehouse`."""
+    value = _get("MUSIC_ANALYTICS_SPARK_WAREHOUSE_DIR")
+    if "://" in value:
+        raise SettingsError(
+            f"MUSIC_ANALYTICS_SPARK_WAREHOUSE_DIR={value!r}: the session target keeps its marts "
+            "in a local folder (the exports read them from there); for a cluster's warehouse "
+            "on object storage use the thrift or Connect target (README, Scale-out)"
+        )
+    folder = Path(value).expanduser() if value else home / "spark-warehouse"
+    return folder if folder.is_absolute() else (PROJECT_ROOT / folder).resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     """The resolved settings; `home` is absolute so every process agrees on it."""
@@ -178,6 +193,7 @@ class Settings:
     engine: str  # duckdb | spark: the dbt target that builds the marts
     raw_layer_uri: str  # the raw Parquet layer's root: a local folder or a filesystem URI
     raw_layer_uri_set: bool  # MUSIC_ANALYTICS_RAW_LAYER_URI was given (not the default)
+    spark_warehouse_dir: Path  # under spark: the marts' Parquet tables and the local metastore
 
     @property
     def raw_layer_enabled(self) -> bool:
@@ -307,10 +323,13 @@ class Settings:
             engine=_as_choice("MUSIC_ANALYTICS_ENGINE", ENGINES),
             raw_layer_uri=_raw_layer_root(home),
             raw_layer_uri_set=bool(_get("MUSIC_ANALYTICS_RAW_LAYER_URI")),
+            spark_warehouse_dir=_spark_warehouse_dir(home),
         )
 
     def export_to_environment(self) -> None:
-        """Pin the absolute home in the environment so dbt's profile resolves the same file."""
+        """Pin the absolute home in the environment so dbt's profile resolves the same file
+        (the raw layer's root and the Spark warehouse go to dbt with each build instead:
+        defs/transform/dbt_build.py)."""
         os.environ["MUSIC_ANALYTICS_HOME"] = str(self.home)
 
     def ensure_folders(self) -> None:

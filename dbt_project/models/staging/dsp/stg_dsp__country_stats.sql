@@ -26,25 +26,19 @@ renamed as (
         source.record_index,
 
         -- measures: spotify streams, youtube views, apple music plays
-        try_cast(
-            case source.dsp
-                when 'spotify' then source.stats ->> '$.streams_count'
-                when 'youtube' then source.stats ->> '$.views'
-                when 'apple_music' then source.stats ->> '$.plays'
-            end as bigint
-        ) as streams,
+        case source.dsp
+            when 'spotify' then {{ json_count('source.stats', '$.streams_count') }}
+            when 'youtube' then {{ json_count('source.stats', '$.views') }}
+            when 'apple_music' then {{ json_count('source.stats', '$.plays') }}
+        end as streams,
         -- percent 0..100; youtube's closest measure is the average share of the video watched
-        try_cast(
-            case source.dsp
-                when 'spotify' then source.stats ->> '$.completion_rate'
-                when 'youtube' then source.stats ->> '$.avg_view_percentage'
-            end as double
-        ) as completion_rate,
-        try_cast(
-            case source.dsp
-                when 'apple_music' then source.stats ->> '$.listeners'
-            end as bigint
-        ) as listeners,
+        case source.dsp
+            when 'spotify' then {{ json_number('source.stats', '$.completion_rate') }}
+            when 'youtube' then {{ json_number('source.stats', '$.avg_view_percentage') }}
+        end as completion_rate,
+        case source.dsp
+            when 'apple_music' then {{ json_count('source.stats', '$.listeners') }}
+        end as listeners,
 
         -- lineage
         source.load_id,

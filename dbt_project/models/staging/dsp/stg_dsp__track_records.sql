@@ -40,53 +40,37 @@ renamed as (
         dsp_track_ref,
 
         -- plays: spotify streams, youtube views, apple music plays
-        try_cast(
-            case dsp
-                when 'spotify' then record ->> '$.aggregated_data.total_streams'
-                when 'youtube' then record ->> '$.aggregated_data.total_views'
-                when 'apple_music' then record ->> '$.aggregated_data.total_plays'
-            end as bigint
-        ) as streams,
-        try_cast(
-            case dsp
-                when 'apple_music' then record ->> '$.aggregated_data.total_listeners'
-            end as bigint
-        ) as listeners,
+        case dsp
+            when 'spotify' then {{ json_count('record', '$.aggregated_data.total_streams') }}
+            when 'youtube' then {{ json_count('record', '$.aggregated_data.total_views') }}
+            when 'apple_music' then {{ json_count('record', '$.aggregated_data.total_plays') }}
+        end as streams,
+        case dsp
+            when 'apple_music' then {{ json_count('record', '$.aggregated_data.total_listeners') }}
+        end as listeners,
 
         -- engagement
-        try_cast(
-            case dsp
-                when 'spotify' then record ->> '$.aggregated_data.total_skips'
-            end as bigint
-        ) as skips,
-        try_cast(
-            case dsp
-                when 'spotify' then record ->> '$.aggregated_data.total_saves'
-            end as bigint
-        ) as saves,
-        try_cast(
-            case dsp
-                when 'spotify' then record ->> '$.aggregated_data.total_shares'
-                when 'youtube' then record ->> '$.aggregated_data.shares'
-            end as bigint
-        ) as shares,
+        case dsp
+            when 'spotify' then {{ json_count('record', '$.aggregated_data.total_skips') }}
+        end as skips,
+        case dsp
+            when 'spotify' then {{ json_count('record', '$.aggregated_data.total_saves') }}
+        end as saves,
+        case dsp
+            when 'spotify' then {{ json_count('record', '$.aggregated_data.total_shares') }}
+            when 'youtube' then {{ json_count('record', '$.aggregated_data.shares') }}
+        end as shares,
         -- percent 0..100; youtube's closest measure is the average share of the video watched
-        try_cast(
-            case dsp
-                when 'spotify' then record ->> '$.engagement_stats.completion_rate'
-                when 'youtube' then record ->> '$.playback_stats.avg_view_percentage'
-            end as double
-        ) as completion_rate,
-        try_cast(
-            case dsp
-                when 'youtube' then record ->> '$.aggregated_data.total_watch_time_minutes'
-            end as double
-        ) as watch_time_minutes,
-        try_cast(
-            case dsp
-                when 'apple_music' then record ->> '$.shazam_stats.total_shazams'
-            end as bigint
-        ) as shazams,
+        case dsp
+            when 'spotify' then {{ json_number('record', '$.engagement_stats.completion_rate') }}
+            when 'youtube' then {{ json_number('record', '$.playback_stats.avg_view_percentage') }}
+        end as completion_rate,
+        case dsp
+            when 'youtube' then {{ json_number('record', '$.aggregated_data.total_watch_time_minutes') }}
+        end as watch_time_minutes,
+        case dsp
+            when 'apple_music' then {{ json_count('record', '$.shazam_stats.total_shazams') }}
+        end as shazams,
 
         -- lineage
         load_id,

@@ -15,7 +15,7 @@ renamed as (
         -- artist
         artist_name,
         genres,
-        genres[1] as first_genre,
+        {{ first_element('genres') }} as first_genre,
         popularity,
 
         -- lineage

@@ -30,7 +30,7 @@ renamed as (
         ended_at,
         ended_at_precision_seconds,
         ms_played,
-        ended_at - to_milliseconds(ms_played) as started_at,
+        {{ minus_milliseconds('ended_at', 'ms_played') }} as started_at,
 
         -- track as the export names it
         track_name,

@@ -4,7 +4,7 @@ source as (
 
     select
         *,
-        cast(ended_at - to_milliseconds(ms_played) as date) as stream_date
+        cast({{ minus_milliseconds('ended_at', 'ms_played') }} as date) as stream_date
     from {{ source('raw', 'spotify_history') }}
     where kind in ('podcast', 'audiobook')
 
@@ -34,7 +34,7 @@ renamed as (
         -- timing (UTC)
         ended_at,
         ms_played,
-        ended_at - to_milliseconds(ms_played) as started_at,
+        {{ minus_milliseconds('ended_at', 'ms_played') }} as started_at,
         stream_date,
 
         -- what: a podcast episode, or an audiobook chapter

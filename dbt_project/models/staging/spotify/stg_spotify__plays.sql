@@ -17,8 +17,8 @@ renamed as (
         track_name,
         duration_ms,
         artist_ids,
-        artist_ids[1] as artist_id,
-        artist_names[1] as artist_name,
+        {{ first_element('artist_ids') }} as artist_id,
+        {{ first_element('artist_names') }} as artist_name,
         album_id,
         album_name,
 

@@ -23,7 +23,7 @@ renamed as (
         album_name,
         album_release_date,
         artist_ids,
-        artist_ids[1] as artist_id,
+        {{ first_element('artist_ids') }} as artist_id,
 
         -- lineage
         fetched_at
