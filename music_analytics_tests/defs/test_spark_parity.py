@@ -115,7 +115,7 @@ def _sort_key(row: tuple) -> tuple:
 def mart_rows(conn: duckdb.DuckDBPyConnection, mart: str) -> tuple[list[str], list[tuple]]:
     """A mart's columns (sorted by name) and its rows, as _value()s, in one order."""
     columns = sorted(
-        name for (name,) in conn.execute(f'select * from marts."{mart}" limit 0').description
+        name for name, *_ in conn.execute(f'select * from marts."{mart}" limit 0').description
     )
     listed = ", ".join(f'"{c}"' for c in columns)
     rows = [
