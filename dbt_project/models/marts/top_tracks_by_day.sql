@@ -27,9 +27,10 @@ final as (
         genre,
 
         -- measures: integers, so that sums over a range are exact and cheap to add up
+        -- (seconds rounded before the cast: DuckDB's cast of a double rounds, Spark's truncates)
         cast(sum(stream_count) as integer) as stream_count,
         cast(sum(completed_streams) as integer) as completed_streams,
-        cast(sum(total_duration_seconds) as bigint) as total_duration_seconds
+        cast(round(sum(total_duration_seconds)) as bigint) as total_duration_seconds
 
     from top_tracks
     group by stream_date, track_id, genre

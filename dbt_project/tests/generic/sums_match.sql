@@ -22,7 +22,7 @@ rolled_up as (
     select
         {{ date_column }} as period,
         {% for key in keys %}{{ key }},{% endfor %}
-        {% for measure in measures %}cast({{ measure }} as bigint) as {{ measure }}{{ ',' if not loop.last }}{% endfor %}
+        {% for measure in measures %}cast(round({{ measure }}) as bigint) as {{ measure }}{{ ',' if not loop.last }}{% endfor %}
     from {{ model }}
     {% if grain == 'month' -%}
     where {{ date_column }} in (select period from periods_built)
@@ -35,7 +35,7 @@ summed as (
     select
         {{ to_period }} as period,
         {% for key in keys %}{{ key }},{% endfor %}
-        {% for measure in measures %}cast(sum({{ measure }}) as bigint) as {{ measure }}{{ ',' if not loop.last }}{% endfor %}
+        {% for measure in measures %}cast(round(sum({{ measure }})) as bigint) as {{ measure }}{{ ',' if not loop.last }}{% endfor %}
     from {{ to }}
     where {{ to_period }} in (select period from periods_built)
     group by {{ to_period }}{% for key in keys %}, {{ key }}{% endfor %}
