@@ -44,6 +44,7 @@ from music_analytics.lib.core.raw_layer_store import (
     RawLayerError,
 )
 from music_analytics.lib.core.raw_writer import utc_now
+from music_analytics.lib.core.rebuild_ledger import SOURCE_TABLE_DAYS
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.core.warehouse_file import connect_warehouse
@@ -64,21 +65,16 @@ class LayerTable:
     source: str | None
 
 
+_DAY = {table: day for tables in SOURCE_TABLE_DAYS.values() for table, day in tables.items()}
 RAW_LAYER_TABLES = (
-    LayerTable("stream_events", "stream_date", "load_id", "events"),
+    LayerTable("stream_events", _DAY["stream_events"], "load_id", "events"),
     LayerTable("stream_events_quarantine", "cast(loaded_at as date)", "load_id", None),
-    LayerTable("dsp_report_records", "report_date", "load_id", "dsp"),
-    LayerTable("dsp_report_countries", "report_date", "load_id", "dsp"),
-    LayerTable("dsp_report_breakdowns", "report_date", "load_id", "dsp"),
-    LayerTable("dsp_report_quarantine", "report_date", "load_id", "dsp"),
-    LayerTable("spotify_plays", "cast(played_at as date)", "poll_id", "spotify"),
-    # the play's start day, the day its load marks in the ledger (lib/spotify/history_load.py)
-    LayerTable(
-        "spotify_history",
-        "cast(ended_at - to_milliseconds(ms_played) as date)",
-        "load_id",
-        "spotify",
-    ),
+    LayerTable("dsp_report_records", _DAY["dsp_report_records"], "load_id", "dsp"),
+    LayerTable("dsp_report_countries", _DAY["dsp_report_countries"], "load_id", "dsp"),
+    LayerTable("dsp_report_breakdowns", _DAY["dsp_report_breakdowns"], "load_id", "dsp"),
+    LayerTable("dsp_report_quarantine", _DAY["dsp_report_quarantine"], "load_id", "dsp"),
+    LayerTable("spotify_plays", _DAY["spotify_plays"], "poll_id", "spotify"),
+    LayerTable("spotify_history", _DAY["spotify_history"], "load_id", "spotify"),
     LayerTable("spotify_history_quarantine", "cast(loaded_at as date)", "load_id", None),
     LayerTable("spotify_tracks", "cast(fetched_at as date)", _FETCH_KEY, None),
     LayerTable("spotify_artists", "cast(fetched_at as date)", _FETCH_KEY, None),

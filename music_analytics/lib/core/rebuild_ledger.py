@@ -16,11 +16,21 @@ import duckdb
 
 LEDGER_TABLE = "raw.pending_rebuilds"
 SOURCES = ("events", "dsp", "spotify")  # the raw sources whose days the ledger tracks
-# Where each source's rows have their day: the latest of them is how far its data reaches.
-DATA_DAYS: dict[str, tuple[tuple[str, str], ...]] = {
-    "events": (("stream_events", "stream_date"),),
-    "dsp": (("dsp_report_records", "report_date"),),
-    "spotify": (("spotify_plays", "played_at::date"), ("spotify_history", "ended_at::date")),
+# The raw tables each source's loads write, each with the day of a row as SQL: the day those
+# loads mark here (and the raw Parquet layer's partition day, lib/core/raw_layer.py).
+SOURCE_TABLE_DAYS: dict[str, dict[str, str]] = {
+    "events": {"stream_events": "stream_date"},
+    "dsp": {
+        "dsp_report_records": "report_date",
+        "dsp_report_countries": "report_date",
+        "dsp_report_breakdowns": "report_date",
+        "dsp_report_quarantine": "report_date",
+    },
+    "spotify": {
+        "spotify_plays": "cast(played_at as date)",
+        # the play's start day (lib/spotify/history_load.py)
+        "spotify_history": "cast(ended_at - to_milliseconds(ms_played) as date)",
+    },
 }
 
 LEDGER_DDL = (
@@ -101,7 +111,8 @@ def read_pending(conn: duckdb.DuckDBPyConnection) -> PendingRebuilds:
 
 
 def latest_data_day(conn: duckdb.DuckDBPyConnection) -> date | None:
-    """The latest day with rows in any source's raw tables (`DATA_DAYS`); a few ms on a year."""
+    """The latest day with rows in any source's raw tables (`SOURCE_TABLE_DAYS`); a few ms on
+    a year."""
     present = {
         name
         for (name,) in conn.execute(
@@ -110,8 +121,8 @@ def latest_data_day(conn: duckdb.DuckDBPyConnection) -> date | None:
     }
     latest = [
         f"select max({column}) as day from raw.{table}"
-        for tables in DATA_DAYS.values()
-        for table, column in tables
+        for tables in SOURCE_TABLE_DAYS.values()
+        for table, column in tables.items()
         if table in present
     ]
     if not latest:

@@ -107,9 +107,9 @@ def test_the_latest_day_with_data_is_read_from_every_source(tmp_path):
     conn = duckdb.connect()
     conn.execute("create schema raw")
     conn.execute("create table raw.stream_events (stream_date date)")
-    conn.execute("create table raw.spotify_history (ended_at timestamp)")
+    conn.execute("create table raw.spotify_history (ended_at timestamp, ms_played bigint)")
     conn.execute("insert into raw.stream_events values ('2025-03-02')")
-    conn.execute("insert into raw.spotify_history values ('2025-03-04 23:59:00')")
+    conn.execute("insert into raw.spotify_history values ('2025-03-04 23:59:00', 60000)")
     assert latest_data_day(conn) == date(2025, 3, 4)
 
 
