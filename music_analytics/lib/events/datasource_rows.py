@@ -64,6 +64,22 @@ def finished_operation(conn: duckdb.DuckDBPyConnection, operation_id: str) -> di
     return None if row is None else {"rows_affected": row[0], "days_touched": row[1]}
 
 
+def record_operation(
+    conn: duckdb.DuckDBPyConnection,
+    operation_id: str,
+    kind: str,
+    datasource: str,
+    condition_text: str | None,
+    rows_affected: int,
+    days: list[date],
+) -> None:
+    """The operation's row in raw.datasource_operations (inside its transaction)."""
+    conn.execute(
+        f"insert into {OPERATIONS_TABLE} values (?, ?, ?, ?, ?, ?::date[], ?)",
+        [operation_id, kind, datasource, condition_text, rows_affected, sorted(days), utc_now()],
+    )
+
+
 def _remove(
     conn: duckdb.DuckDBPyConnection,
     operation_id: str,
@@ -90,9 +106,8 @@ def _remove(
             rows[QUARANTINE_TABLE] = conn.execute(
                 f"delete from {QUARANTINE_TABLE} where {quarantine_where[0]}", quarantine_where[1]
             ).fetchone()[0]
-        conn.execute(
-            f"insert into {OPERATIONS_TABLE} values (?, ?, 'music_streams', ?, ?, ?::date[], ?)",
-            [operation_id, kind, condition_text, rows[EVENTS_TABLE], sorted(days), utc_now()],
+        record_operation(
+            conn, operation_id, kind, "music_streams", condition_text, rows[EVENTS_TABLE], days
         )
     return Removal(operation_id, rows, sorted(days))
 
@@ -127,10 +142,8 @@ def truncate_quarantine(conn: duckdb.DuckDBPyConnection, operation_id: str) -> R
     names a data source's quarantine). No mart reads it, so no day is marked."""
     with raw_transaction(conn, "events"):
         removed = conn.execute(f"delete from {QUARANTINE_TABLE}").fetchone()[0]
-        conn.execute(
-            f"insert into {OPERATIONS_TABLE} "
-            "values (?, 'truncate', 'music_streams_quarantine', null, ?, []::date[], ?)",
-            [operation_id, removed, utc_now()],
+        record_operation(
+            conn, operation_id, "truncate", "music_streams_quarantine", None, removed, []
         )
     return Removal(operation_id, {QUARANTINE_TABLE: removed}, [], primary=QUARANTINE_TABLE)
 

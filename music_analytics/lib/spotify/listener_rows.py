@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import duckdb
 
-from music_analytics.lib.core.raw_writer import raw_transaction, utc_now
+from music_analytics.lib.core.raw_writer import raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA
-from music_analytics.lib.events.datasource_rows import OPERATIONS_TABLE, Removal
+from music_analytics.lib.events.datasource_rows import Removal, record_operation
 
 # Each table with the days its rows are on (start and end of the play).
 LISTENER_TABLES: dict[str, tuple[str, ...]] = {
@@ -46,9 +46,13 @@ def delete_listener_rows(conn: duckdb.DuckDBPyConnection, operation_id: str) -> 
                 }
             rows[table] = conn.execute(f"delete from {table}").fetchone()[0]
         write.touch(days)
-        conn.execute(
-            f"insert into {OPERATIONS_TABLE} "
-            "values (?, 'delete_user', 'spotify', ?, ?, ?::date[], ?)",
-            [operation_id, "the Spotify listener", sum(rows.values()), sorted(days), utc_now()],
+        record_operation(
+            conn,
+            operation_id,
+            "delete_user",
+            "spotify",
+            "the Spotify listener",
+            sum(rows.values()),
+            sorted(days),
         )
     return Removal(operation_id, rows, sorted(days))
