@@ -33,7 +33,8 @@ manifest: $(MANIFEST)
 demo: $(MANIFEST)
 	MUSIC_ANALYTICS_HOME=$${MUSIC_ANALYTICS_HOME:-$(CURDIR)/data/demo} $(BIN)/music-analytics demo
 
-# Three pytest-xdist workers on 2 cores (many tests wait on subprocesses), each module's tests on one worker.
+# Three pytest-xdist workers (on 2 cores: most tests wait on subprocesses), each module's tests
+# on one worker (its fixtures built once).
 TEST_WORKERS ?= 3
 test: $(MANIFEST)
 	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
