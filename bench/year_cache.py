@@ -9,8 +9,9 @@ Under BENCH_CACHE (default ~/.cache/music-analytics-bench):
 The generator key hashes the sample generator's source (music_analytics/lib/events/sample*.py)
 and its parameters (BENCH_YEAR_EVENTS, default 10 million, over BENCH_YEAR_DAYS=365 days from
 2025-01-01, seed 11); the code key hashes what builds the marts (dbt_project/models, macros,
-dbt_project.yml, profiles.yml, music_analytics/**/*.py and uv.lock). A change to either makes
-a new entry; the three most recently used homes of a year are kept, older ones deleted.
+dbt_project.yml, profiles.yml, music_analytics/**/*.py but the HTTP server's, and uv.lock). A
+change to either makes a new entry; the three most recently used homes of a year are kept,
+older ones deleted.
 
 Entries are written under a temporary name and renamed when complete, so an interrupted run
 leaves nothing that looks finished. Nothing ever writes into a cached home: `copy_home` gives
@@ -84,14 +85,19 @@ def generator_key(year: Year) -> str:
 
 
 def code_key() -> str:
-    """What builds the marts from the files: the dbt project and the package's sources."""
+    """What builds the marts from the files: the dbt project and the package's sources but
+    the HTTP server's (music_analytics/server reads the exports; it writes none of them)."""
     dbt = REPO / "dbt_project"
     paths = [
         *(p for p in (dbt / "models").rglob("*") if p.is_file()),
         *(p for p in (dbt / "macros").rglob("*") if p.is_file()),
         dbt / "dbt_project.yml",
         dbt / "profiles.yml",
-        *(REPO / "music_analytics").rglob("*.py"),
+        *(
+            p
+            for p in (REPO / "music_analytics").rglob("*.py")
+            if "server" not in p.relative_to(REPO / "music_analytics").parts[:1]
+        ),
         REPO / "uv.lock",
     ]
     return _hash_files([p for p in paths if p.exists()])

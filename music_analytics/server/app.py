@@ -49,6 +49,9 @@ from music_analytics.server.pipes import (
     run_pipe,
     scanned,
 )
+from music_analytics.server.pipes import (
+    prepare as prepare_pipes,
+)
 from music_analytics.server.read_only_sql import (
     SqlLimits,
     SqlRejected,
@@ -203,6 +206,7 @@ def build_app(
         settings.exports_dir,
         memory_limit=settings.duckdb_memory_limit,
         retire_seconds=settings.sql_timeout_seconds + 2.0,
+        prepare=prepare_pipes,
     )
     app.state.job_runner = job_runner(settings)
     sql_limits = SqlLimits(settings.sql_max_rows, float(settings.sql_timeout_seconds))

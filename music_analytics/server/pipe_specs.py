@@ -108,6 +108,8 @@ class Pipe:
     max_limit: int = 10_000
     ranked: bool = False  # the rows come ranked: run_pipe numbers them in a first column `rank`
     finish: Callable[[QueryResult, MartSnapshot, dict], QueryResult] | None = None  # rows -> answer
+    # `build`'s rows computed without SQL, or None to run the SQL (top_tracks_arrays.compute).
+    compute: Callable[[dict, MartSnapshot], QueryResult | None] | None = None
     # The exported marts the query reads besides `mart`, and the columns it needs of each;
     # `reads_for_times` those it reads too when a DateTime cuts a day (the partial days).
     reads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)

@@ -9,6 +9,7 @@ query on a mart snapshot.
 from __future__ import annotations
 
 from music_analytics.lib.dsp.catalog import DSP_KEYS
+from music_analytics.server import top_tracks_arrays
 from music_analytics.server.pipe_queries import (
     dsp_top_tracks_query,
     genre_trends_query,
@@ -57,6 +58,19 @@ _COUNTRY = Param(
 )
 
 
+def top_tracks_sums(values: dict, snapshot: MartSnapshot) -> QueryResult | None:
+    """top_tracks' sums from the snapshot's arrays (None: run its SQL)."""
+    return top_tracks_arrays.compute(
+        values, snapshot.prepared("top_tracks", top_tracks_arrays.load)
+    )
+
+
+def prepare(snapshot: MartSnapshot) -> None:
+    """What the pipes hold per snapshot, made before it serves (SnapshotSource's `prepare`)."""
+    if snapshot.conn is not None:
+        snapshot.prepared("top_tracks", top_tracks_arrays.load)
+
+
 PIPES: dict[str, Pipe] = {
     pipe.name: pipe
     for pipe in (
@@ -70,6 +84,7 @@ PIPES: dict[str, Pipe] = {
             max_limit=1000,
             ranked=True,
             finish=top_tracks_rows,
+            compute=top_tracks_sums,
             reads=TOP_TRACKS_READS,
             reads_for_times=TOP_TRACKS_TIME_READS,
         ),
@@ -159,7 +174,9 @@ def run_query(cursor, query: Query) -> QueryResult:
 
 
 def run_pipe(pipe: Pipe, values: dict, snapshot: MartSnapshot) -> QueryResult:
-    result = run_query(snapshot.cursor(), pipe.build(values))
+    result = pipe.compute(values, snapshot) if pipe.compute is not None else None
+    if result is None:
+        result = run_query(snapshot.cursor(), pipe.build(values))
     if pipe.finish is not None:
         result = pipe.finish(result, snapshot, values)
     if not pipe.ranked:

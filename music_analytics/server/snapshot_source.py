@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -36,8 +37,10 @@ class SnapshotSource:
         memory_limit: str = "",
         check_interval: float = 1.0,
         retire_seconds: float = 12.0,
+        prepare: Callable[[MartSnapshot], None] | None = None,
     ) -> None:
         self.exports = Path(exports)
+        self.prepare = prepare  # run on each new snapshot before it serves
         # How long a replaced snapshot's pinned files stay for the requests still reading it
         # (no request runs longer than the SQL timeout): then they go, so rows deleted from
         # the exports (a user's) are gone from the server's disk too.
@@ -80,6 +83,8 @@ class SnapshotSource:
                     pins=pins,
                 )
                 snapshot.pins = pins
+                if self.prepare is not None:
+                    self.prepare(snapshot)
                 return snapshot
             except (duckdb.IOException, duckdb.InvalidInputException) as exc:
                 # An export run removed a day between the listing and the read: try again.

@@ -20,9 +20,10 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """The server on a free port with the current environment plus `env`."""
+    """The server on a free port with the current environment plus `env` (`workers`: its
+    `--workers`)."""
 
-    def __init__(self, log: Path, **env: str) -> None:
+    def __init__(self, log: Path, workers: int = 1, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
@@ -38,6 +39,8 @@ class ServeProcess:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--workers",
+                str(workers),
             ],
             env={**os.environ, **env},
             stdout=self._log,

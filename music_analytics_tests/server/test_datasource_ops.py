@@ -154,6 +154,35 @@ def test_the_scope_is_needed(server, tokens):
     assert response.status_code == 403
 
 
+def test_two_worker_processes_answer_alike_and_share_the_jobs(home, server, tokens, tmp_path):
+    """`serve --workers 2` (one per core, as the README deploys it): both processes build a
+    snapshot and answer the same, a job accepted by one is seen by the other, and SIGTERM
+    takes every process and snapshot with it."""
+    import psutil
+
+    expected = _tracks(server.url, tokens)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    pair = ServeProcess(tmp_path / "workers.log", workers=2, TMPDIR=str(temp))
+    try:
+        workers = psutil.Process(pair.process.pid).children()
+        assert len([w for w in workers if w.is_running()]) >= 2
+        deadline = time.monotonic() + 60  # each worker builds its snapshot before it listens
+        while len(list(temp.glob("music-analytics-serve-*/snapshot-*.duckdb"))) < 2:
+            assert time.monotonic() < deadline, list(temp.rglob("*"))
+            time.sleep(0.2)
+        # A fresh connection each time, so the calls go to either process.
+        assert all(_tracks(pair.url, tokens) == expected for _ in range(16))
+        answer = _delete(pair.url, tokens, "user_id = 'nobody-at-all'").json()
+        jobs = [_wait_job(pair.url, tokens, answer["job_id"]) for _ in range(12)]
+        assert {(j["status"], j["rows_affected"]) for j in jobs} == {("done", 0)}
+    finally:
+        pair.stop()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, [w.cmdline() for w in alive]
+    assert not list(temp.glob("music-analytics-serve-*/snapshot-*.duckdb"))
+
+
 def test_delete_by_condition_then_refresh_changes_the_pipe(home, server, tokens):
     before = _tracks(server.url, tokens)
     assert before["track_1"] > 0

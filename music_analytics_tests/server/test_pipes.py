@@ -432,3 +432,56 @@ def test_a_mart_whose_columns_changed_is_named_and_the_others_still_serve(tmp_pa
 def test_a_time_in_the_window_needs_the_stream_level_fact():
     with pytest.raises(NoDataError, match="fct_streams"):
         parse("top_tracks", start_date="2025-03-02 10:00:00")
+
+
+def test_top_tracks_arrays_answer_as_its_sql_over_random_windows(months_exported):
+    """The arrays (top_tracks_arrays.compute) against the pipe's SQL, the definition, on the
+    same snapshot: windows across month boundaries, every filter, limits that cut ties."""
+    import random
+
+    from music_analytics.server import top_tracks_arrays
+    from music_analytics.server.pipes import run_query
+
+    snapshot, _ = months_exported
+    pipe = PIPES["top_tracks"]
+    arrays = top_tracks_arrays.load(snapshot)
+    assert arrays is not None
+    rng = random.Random(5)
+    days = _days(date(2025, 1, 15), date(2025, 5, 15))  # a few days outside the data too
+    for _ in range(150):
+        first, last = sorted(rng.sample(days, 2))
+        raw = {
+            "start_date": str(first),
+            "end_date": str(last),
+            "limit": str(rng.choice((1, 3, 50))),
+        }
+        raw.update(
+            rng.choice(
+                (
+                    {},
+                    {"genre": "rock"},
+                    {"country": "BR"},
+                    {"genre": "pop", "country": "US"},
+                    {"genre": "none-such"},
+                )
+            )
+        )
+        values = parse_params(pipe, raw, snapshot)
+        fast = top_tracks_arrays.compute(values, arrays)
+        sql = run_query(snapshot.cursor(), pipe.build(values))
+        assert fast.rows == [
+            tuple(int(v) if not isinstance(v, str) else v for v in row) for row in sql.rows
+        ], raw
+        assert fast.rows_before_limit == sql.rows_before_limit, raw
+
+
+def test_top_tracks_runs_its_sql_where_the_arrays_cannot_hold_the_marts():
+    """A NULL in a column the arrays hold, or a snapshot without them: compute gives None,
+    and run_pipe runs the SQL."""
+    from music_analytics.server import top_tracks_arrays
+
+    with duckdb.connect() as conn:
+        assert top_tracks_arrays._fetch(conn, "select 1::bigint as k, null::int as t") is None
+        assert top_tracks_arrays._fetch(conn, "select 1::bigint as k, 2::int as t") is not None
+    values = parse("top_tracks", start_date="2025-03-01", end_date="2025-03-02")
+    assert top_tracks_arrays.compute(values, None) is None
