@@ -12,7 +12,10 @@
    the server's snapshot no longer hold the user; then every superseded version of an exported
    day (lib/core/export_versions.py, kept for BI readers) is removed at once, since an older
    version may still hold the user's rows.
-3. The report: rows removed per raw table, and per mart the user's rows before and after.
+3. The report: rows removed per raw table, and per mart the user's rows before and after,
+   counted where the engine keeps the marts (lib/core/mart_tables.open_marts: the warehouse,
+   or under MUSIC_ANALYTICS_ENGINE=spark the Spark marts' Parquet files; the raw Parquet
+   layer Spark reads is rewritten from raw by the rebuild's sync).
 
 What still holds the user afterwards is listed in the README ("Deleting a user"): the event
 files kept in the landing folder, Dagster's run logs, and backups.
@@ -26,6 +29,7 @@ import duckdb
 
 from music_analytics.lib.core.exports import remove_every_superseded_version
 from music_analytics.lib.core.landing import file_run_key, landing_files, loaded_keys
+from music_analytics.lib.core.mart_tables import open_marts
 from music_analytics.lib.core.raw_writer import new_load_id
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import ensure_raw_tables
@@ -53,7 +57,9 @@ class UserDeletion:
         """The report, one table a line."""
         out = [f"{table}: {rows} row(s) removed" for table, rows in self.raw.items()]
         for table, rows in self.marts.items():
-            left = self.marts_left.get(table, rows)
+            # a mart gone after the rebuild (a Spark mart left without rows has no files) holds
+            # none of the user's rows
+            left = self.marts_left.get(table, 0 if self.rebuilt else rows)
             state = "removed" if self.rebuilt else "to remove at the next refresh"
             out.append(f"{table}: {rows - left if self.rebuilt else rows} row(s) {state}")
         out.append(f"days marked for rebuild: {len(self.days)}")
@@ -63,13 +69,14 @@ class UserDeletion:
 
 
 def user_tables(conn: duckdb.DuckDBPyConnection) -> list[str]:
-    """Every table of the warehouse (outside raw) with a user_id column: the marts that hold
-    listeners."""
+    """Every mart with a user_id column, on a connection from `open_marts`: the warehouse's
+    tables outside raw (DuckDB), or the views over the Spark marts' files (schema marts)."""
     rows = conn.execute(
         "select distinct table_schema || '.' || table_name from information_schema.columns "
         "join information_schema.tables using (table_catalog, table_schema, table_name) "
-        "where column_name = 'user_id' and table_type = 'BASE TABLE' "
-        "and table_schema <> 'raw' order by 1"
+        "where column_name = 'user_id' and table_schema <> 'raw' "
+        "and (table_type = 'BASE TABLE' or (table_type = 'VIEW' and table_schema = 'marts')) "
+        "order by 1"
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -98,6 +105,13 @@ def user_rows(
     return found
 
 
+def _marts(settings: Settings, warehouse: duckdb.DuckDBPyConnection):
+    """The marts of the engine that builds them (MUSIC_ANALYTICS_ENGINE), to count rows in."""
+    return open_marts(
+        warehouse, engine=settings.engine, spark_warehouse=settings.spark_warehouse_dir
+    )
+
+
 def waiting_event_files(settings: Settings) -> list:
     """Event files in the landing folder that no run has loaded yet."""
     folder = settings.events_landing
@@ -115,10 +129,11 @@ def delete_user(settings: Settings, user_id: str, *, rebuild: bool = True) -> Us
 
         refresh(settings=settings, log_level="WARNING")
     config = {"memory_limit": settings.duckdb_memory_limit} if settings.duckdb_memory_limit else {}
+    listener = user_id == settings.spotify_user
     with connect_warehouse(settings.warehouse_path, config=config) as conn:
         ensure_raw_tables(conn)
-        listener = user_id == settings.spotify_user
-        result.marts = user_rows(conn, user_id, listener=listener)
+        with _marts(settings, conn) as marts:
+            result.marts = user_rows(marts, user_id, listener=listener)
         operation = f"delete-user-{new_load_id()}"
         removal: Removal = delete_user_rows(conn, user_id, operation)
         result.raw = dict(removal.rows_by_table)
@@ -133,8 +148,11 @@ def delete_user(settings: Settings, user_id: str, *, rebuild: bool = True) -> Us
         refresh(settings=settings, log_level="WARNING")
         result.rebuilt = True
         result.export_versions_removed = remove_every_superseded_version(settings.exports_dir)
-        with connect_warehouse(settings.warehouse_path, read_only=True) as conn:
-            result.marts_left = user_rows(conn, user_id, listener=listener)
+        with (
+            connect_warehouse(settings.warehouse_path, read_only=True) as conn,
+            _marts(settings, conn) as marts,
+        ):
+            result.marts_left = user_rows(marts, user_id, listener=listener)
     elif rebuild:
         result.rebuilt = True
         result.marts_left = dict(result.marts)

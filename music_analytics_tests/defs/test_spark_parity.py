@@ -216,3 +216,38 @@ def test_a_day_rebuilt_on_spark_gives_the_same_rows(duckdb_home, spark_home):
     assert {m: d for m in MARTS if (d := differences(before[m], after[m]))} == {}
     assert {m: d for m in MARTS if (d := differences(duckdb_marts(duckdb_home)[m], after[m]))} == {}
     assert sorted(Path(spark_settings.raw_layer_uri).glob("*/date=*/*.parquet")) == raw_files
+
+
+def test_delete_user_reports_the_same_on_both_engines_and_leaves_nothing(duckdb_home, spark_home):
+    """`delete-user` under Spark: the report counts the user's rows in the Spark marts (the
+    same figures as on DuckDB for the same input), and afterwards no Spark mart, raw Parquet
+    layer file or export holds the user. Last in the module: it changes both homes."""
+    from music_analytics.user_deletion import delete_user
+
+    spark_settings, _ = spark_home
+    with open_marts(
+        None, engine="spark", spark_warehouse=spark_settings.spark_warehouse_dir
+    ) as conn:
+        [(user, streams)] = conn.execute(
+            "select user_id, count(*) from marts.fct_streams where user_id is not null "
+            "group by 1 order by 2 desc, 1 limit 1"
+        ).fetchall()
+    assert streams > 0
+    on_spark = delete_user(spark_settings, user)
+    on_duckdb = delete_user(duckdb_home, user)
+    # the same lines but the count of superseded export versions (the Spark home rebuilt a
+    # day more, in the test before)
+    assert on_spark.lines()[:-1] == on_duckdb.lines()[:-1]
+    assert on_spark.export_versions_removed > 0
+    assert on_spark.marts["marts.fct_streams"] == streams
+    assert on_spark.marts_left and set(on_spark.marts_left.values()) == {0}
+    layer = str(Path(spark_settings.raw_layer_uri) / "stream_events" / "*" / "*.parquet")
+    exports = str(spark_settings.exports_dir / "*" / "*" / "*.parquet")
+    with duckdb.connect() as conn:
+        for files in (layer, exports):
+            left = conn.execute(
+                f"select count(*) from read_parquet('{files}', union_by_name = true) "
+                "where user_id = ?",
+                [user],
+            ).fetchone()[0]
+            assert left == 0, files

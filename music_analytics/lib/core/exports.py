@@ -120,7 +120,13 @@ def export_mart_values(
         return ExportedMart(mart, 0, 0, 0)
     staging = Path(tempfile.mkdtemp(dir=target, prefix=STAGING_PREFIX))
     try:
-        rows = _copy_partitioned(conn, staging, mart, date_column, values)
+        # A Spark mart left without any row has no files, so no view (mart_tables): its days
+        # are all emptied, like a DuckDB mart's days without rows.
+        rows = (
+            _copy_partitioned(conn, staging, mart, date_column, values)
+            if _readable(conn, mart)
+            else 0
+        )
         staged = _staged_folders(conn, staging, date_column)
         days_written = days_removed = 0
         for value in values:
@@ -130,7 +136,7 @@ def export_mart_values(
                 days_written += 1
                 crash_point("export_staged")  # crash tests: one day moved, the rest staged
             elif _has_rows(conn, folder / DATA_FILE):
-                _empty_into_place(conn, staging, mart, date_column, folder)
+                _empty_into_place(conn, staging, folder)
                 days_removed += 1
             if folder.is_dir():
                 remove_superseded(folder, DATA_FILE, keep_seconds)
@@ -172,15 +178,25 @@ def _has_rows(conn: duckdb.DuckDBPyConnection, day_file: Path) -> bool:
     return rows > 0
 
 
-def _empty_into_place(
-    conn: duckdb.DuckDBPyConnection, staging: Path, mart: str, date_column: str, folder: Path
-) -> None:
-    """Replace a day's data file with one of no rows and the mart's other columns, atomically
-    (the file never goes missing; the date column is in the folder name, as for any day)."""
+def _readable(conn: duckdb.DuckDBPyConnection, mart: str) -> bool:
+    """Whether `marts.<mart>` exists on the connection (a table, or a view over Spark files)."""
+    (found,) = conn.execute(
+        "select count(*) from information_schema.tables "
+        "where table_schema = 'marts' and table_name = ?",
+        [mart],
+    ).fetchone()
+    return found > 0
+
+
+def _empty_into_place(conn: duckdb.DuckDBPyConnection, staging: Path, folder: Path) -> None:
+    """Replace a day's data file with one of no rows and the same columns (its own: the mart's
+    but the date column, which is in the folder name), atomically: the file never goes
+    missing."""
     empty = staging / f"empty-{folder.name}.parquet"
     path = str(empty).replace("'", "''")
+    current = str(folder / DATA_FILE).replace("'", "''")
     conn.execute(
-        f"copy (select * exclude ({date_column}) from marts.{mart} limit 0) "
+        f"copy (select * from read_parquet('{current}') limit 0) "
         f"to '{path}' (format parquet, compression zstd)"
     )
     link_version(empty, folder)
