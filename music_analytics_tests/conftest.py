@@ -13,7 +13,6 @@ import pytest
 
 from music_analytics.lib.core.settings import Settings
 
-
 # Modules that take minutes on their own (two homes built on two engines, then rebuilt):
 # collected first, so that `make test`'s loadscope workers start them at once rather than end
 # on them. Tests keep their order within a module.
