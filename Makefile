@@ -34,10 +34,12 @@ demo: $(MANIFEST)
 	MUSIC_ANALYTICS_HOME=$${MUSIC_ANALYTICS_HOME:-$(CURDIR)/data/demo} $(BIN)/music-analytics demo
 
 # Three pytest-xdist workers (on 2 cores: most tests wait on subprocesses), each module's tests
-# on one worker (its fixtures built once).
+# on one worker (its fixtures built once), handed out in collection order, where conftest puts
+# the slowest modules first (xdist would order them by test count: the Spark parity module,
+# 6.5 min for 6 tests, came last and was the run's tail).
 TEST_WORKERS ?= 3
 test: $(MANIFEST)
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 dev: $(MANIFEST)
 	@# dagster dev re-parses the dbt project with the `dbt` on PATH: put the venv first.
