@@ -96,7 +96,7 @@ def code_key() -> str:
         *(
             p
             for p in (REPO / "music_analytics").rglob("*.py")
-            if "server" not in p.relative_to(REPO / "music_analytics").parts[:1]
+            if p.relative_to(REPO / "music_analytics").parts[0] != "server"
         ),
         REPO / "uv.lock",
     ]

@@ -58,17 +58,19 @@ _COUNTRY = Param(
 )
 
 
+def _top_tracks_arrays(snapshot: MartSnapshot) -> top_tracks_arrays.TopTracksArrays | None:
+    return snapshot.prepared("top_tracks", top_tracks_arrays.load)
+
+
 def top_tracks_sums(values: dict, snapshot: MartSnapshot) -> QueryResult | None:
     """top_tracks' sums from the snapshot's arrays (None: run its SQL)."""
-    return top_tracks_arrays.compute(
-        values, snapshot.prepared("top_tracks", top_tracks_arrays.load)
-    )
+    return top_tracks_arrays.compute(values, _top_tracks_arrays(snapshot))
 
 
 def prepare(snapshot: MartSnapshot) -> None:
     """What the pipes hold per snapshot, made before it serves (SnapshotSource's `prepare`)."""
     if snapshot.conn is not None:
-        snapshot.prepared("top_tracks", top_tracks_arrays.load)
+        _top_tracks_arrays(snapshot)
 
 
 PIPES: dict[str, Pipe] = {

@@ -25,11 +25,7 @@ import numpy as np
 
 from music_analytics.server.pipe_specs import QueryResult
 from music_analytics.server.snapshot import MartSnapshot
-from music_analytics.server.top_tracks_pipe import (
-    MONTHS_FROM_DAYS,
-    edges_and_whole_days,
-    month_split,
-)
+from music_analytics.server.top_tracks_pipe import edges_and_whole_days, rollup_ranges
 
 log = logging.getLogger(__name__)
 _EPOCH_DAY = date(1970, 1, 1)
@@ -201,15 +197,7 @@ def compute(v: dict, arrays: TopTracksArrays | None) -> QueryResult | None:
         parts.append(
             (arrays.streams, arrays.streams.between((start - _EPOCH) // _US, (end - _EPOCH) // _US))
         )
-    months, day_ranges = month_split(first_day, last_day)
-    if (last_day - first_day).days < MONTHS_FROM_DAYS:
-        months, day_ranges = None, [(first_day, last_day)]
-    if first_day > last_day:
-        months, day_ranges = None, []
-    ranges = [("day", first, last) for first, last in day_ranges]
-    if months is not None:
-        ranges.append(("month", months[0], months[1] - timedelta(days=1)))
-    for grain, first, last in ranges:
+    for grain, first, last in rollup_ranges(first_day, last_day):
         rows = arrays.rollups[(grain, by_country)]
         code = country if by_country else None
         parts.append((rows, rows.between(_key(_day(first), code), _key(_day(last), code))))
@@ -221,7 +209,7 @@ def compute(v: dict, arrays: TopTracksArrays | None) -> QueryResult | None:
         keep = None
         if genre is not None:
             keep = rows.genre[span] == genre
-        if by_country and rows.country is not None and rows is arrays.streams:
+        if by_country and rows is arrays.streams:  # the rollups' slice is the country's
             here = rows.country[span] == country
             keep = here if keep is None else keep & here
         if keep is not None:

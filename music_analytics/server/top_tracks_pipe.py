@@ -79,6 +79,22 @@ datetime.date(2025, 1, 31)), (datetime.date(2025, 4, 1), datetime.date(2025, 4, 
     return (month_start, months_end), days
 
 
+def rollup_ranges(first_day: date, last_day: date) -> list[tuple[str, date, date]]:
+    """The whole days first..last as (grain, first, last) reads of the rollups: "day" ranges
+    of the daily ones, and one "month" range (first and last month start) of the monthly ones
+    when the range is long enough (each read has a fixed cost; up to two months of days cost
+    less than three reads). None at all when first > last."""
+    if first_day > last_day:
+        return []
+    if (last_day - first_day).days < MONTHS_FROM_DAYS:
+        return [("day", first_day, last_day)]
+    months, day_ranges = month_split(first_day, last_day)
+    ranges = [("day", first, last) for first, last in day_ranges]
+    if months is not None:
+        ranges.append(("month", months[0], months[1] - timedelta(days=1)))
+    return ranges
+
+
 def edges_and_whole_days(v: dict) -> tuple[list[tuple[datetime, datetime]], date, date]:
     """A window with times as the partial days at its ends, each as (first, last second) of
     streams to count, and the whole days between (first > last when there are none)."""
@@ -125,26 +141,11 @@ def top_tracks_query(v: dict) -> Query:
         sql, values = _edges_part(edges, v, filters)
         parts.append(sql)
         bound += values
-    months, day_ranges = month_split(first_day, last_day)
-    if (last_day - first_day).days < MONTHS_FROM_DAYS:
-        # Each union branch has a fixed cost; up to two months of days cost less than three.
-        months, day_ranges = None, [(first_day, last_day)]
-    if first_day > last_day:
-        months, day_ranges = None, []
     columns = "track_id, " + ", ".join(_MEASURES)
-    for first, last in day_ranges:
-        where, values = where_clause(
-            "stream_date", {**v, "start_date": first, "end_date": last}, filters
-        )
-        parts.append(f"select {columns} from top_tracks_{by}_day where {where}")
-        bound += values
-    if months is not None:
-        where, values = where_clause(
-            "month",
-            {**v, "start_date": months[0], "end_date": months[1] - timedelta(days=1)},
-            filters,
-        )
-        parts.append(f"select {columns} from top_tracks_{by}_month where {where}")
+    for grain, first, last in rollup_ranges(first_day, last_day):
+        column = "stream_date" if grain == "day" else "month"
+        where, values = where_clause(column, {**v, "start_date": first, "end_date": last}, filters)
+        parts.append(f"select {columns} from top_tracks_{by}_{grain} where {where}")
         bound += values
     source = f"({' union all '.join(parts)})"
     return Query(

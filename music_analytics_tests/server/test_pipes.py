@@ -448,8 +448,9 @@ def test_top_tracks_arrays_answer_as_its_sql_over_random_windows(months_exported
     assert arrays is not None
     rng = random.Random(5)
     days = _days(date(2025, 1, 15), date(2025, 5, 15))  # a few days outside the data too
-    for _ in range(150):
-        first, last = sorted(rng.sample(days, 2))
+    windows = [sorted(rng.sample(days, 2)) for _ in range(150)]
+    windows += [(date(1, 1, 1), date(9999, 12, 31)), (date(9999, 12, 31), date(9999, 12, 31))]
+    for first, last in windows:
         raw = {
             "start_date": str(first),
             "end_date": str(last),
