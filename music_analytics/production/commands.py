@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from music_analytics.production import services, topology
+from music_analytics.production import services
 from music_analytics.production.config import ProductionConfig
 from music_analytics.production.postgres import PostgresError
 
 
 def cmd_prod(args: argparse.Namespace) -> int:
+    from music_analytics.production import topology  # imports dagster: only for `prod`
+
     config = ProductionConfig.from_env()
     try:
         if args.action == "up":

@@ -9,6 +9,10 @@ from music_analytics.lib.core.settings import Settings
 from music_analytics.server.api_tokens import TokenFileError, create_token, load_tokens
 
 DEFAULT_PORT = 8000
+# uvicorn's supervisor kills a worker that does not answer its ping in time (default 5 s), and
+# a worker only answers once its process is up: on a loaded machine one took longer, was killed
+# and restarted over and over. A hung worker is still replaced, after this long.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -45,7 +49,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Each process builds its own app (and snapshot) from the same environment.
         settings.export_to_environment()
         uvicorn.run(
-            "music_analytics.server.app:create_app", factory=True, workers=args.workers, **options
+            "music_analytics.server.app:create_app",
+            factory=True,
+            workers=args.workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+            **options,
         )
     return 0
 

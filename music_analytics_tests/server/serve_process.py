@@ -57,7 +57,9 @@ class ServeProcess:
             except requests.ConnectionError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the server did not answer /healthz in time")
+                raise RuntimeError(
+                    f"the server did not answer /healthz in time:\n{log.read_text()[-3000:]}"
+                )
             time.sleep(0.2)
 
     def wait_killed(self, timeout: float = 60) -> int:
