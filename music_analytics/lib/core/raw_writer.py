@@ -59,17 +59,29 @@ def file_sha256(path: Path, *, decompress_gzip: bool = False) -> str:
 
 @dataclass
 class RawWrite:
-    """One load in progress: its id and time, and the days it touched so far."""
+    """One load in progress: its id and time, the days it touched so far, and the further
+    loads committed in the same transaction (`another_load`)."""
 
     conn: duckdb.DuckDBPyConnection
     source: str
     load_id: str
     loaded_at: datetime
     days: set[date] = field(default_factory=set)
+    more: list[RawWrite] = field(default_factory=list)
 
     def touch(self, days: Iterable[date]) -> None:
         """Note days whose marts must be rebuilt; written to the ledger at commit."""
         self.days.update(days)
+
+    def another_load(self) -> RawWrite:
+        """A further load in this transaction (the next file of a batch): its own load id and
+        days, in the ledger at the same commit, so many loads cost one commit."""
+        load = RawWrite(self.conn, self.source, new_load_id(self.loaded_at), self.loaded_at)
+        self.more.append(load)
+        return load
+
+    def loads(self) -> list[RawWrite]:
+        return [self, *self.more]
 
 
 @contextmanager
@@ -80,7 +92,8 @@ def raw_transaction(
     loaded_at: datetime | None = None,
     wrap_error: Callable[[duckdb.Error], Exception] | None = None,
 ) -> Iterator[RawWrite]:
-    """One load as one transaction: rows, load record and ledger days commit together.
+    """One load (or several: `RawWrite.another_load`) as one transaction: rows, load records
+    and ledger days commit together.
 
     Any exception rolls back and propagates (a loader ends a duplicate load by raising its
     own exception); a DuckDB error becomes the loader's error type through `wrap_error`.
@@ -90,8 +103,9 @@ def raw_transaction(
     conn.execute("begin transaction")
     try:
         yield write
-        record_pending(conn, source, write.days, write.load_id, write.loaded_at)
-        record_layer_days(conn, source, write.days, write.loaded_at)
+        for load in write.loads():
+            record_pending(conn, source, load.days, load.load_id, load.loaded_at)
+        record_layer_days(conn, source, {d for load in write.loads() for d in load.days}, loaded_at)
         crash_point("raw_load")
         conn.execute("commit")
     except duckdb.Error as exc:

@@ -1,4 +1,4 @@
-"""Many event files read by DuckDB in one statement, then committed one file at a time.
+"""Many event files read by DuckDB in one statement, then committed together, a load each.
 
 `judge_batch` has DuckDB's CSV reader read a list of files (plain or gzip) into a temp table in
 one statement, each line one VARCHAR value (blank ones NULL) with its file (`filename = true`),
@@ -11,9 +11,9 @@ order, so a file holds one contiguous run of rowids and its line n is rowid `fir
 (music_analytics_tests/lib/events/test_file_batch.py checks this on many files, gzip and
 blank lines included). The judged rows keep the rowid as their number.
 
-`commit_file` then copies one file's run of rows into the raw tables in its own
-`raw_transaction`; the judged rows sit in rowid order too (insertion order again), so each copy
-reads only the row groups of its file.
+`commit_files` then copies each file's run of rows into the raw tables as its own load, all of
+them in one `raw_transaction`; the judged rows sit in rowid order too (insertion order again),
+so each copy reads only the row groups of its file.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from music_analytics.lib.core.raw_writer import raw_transaction
+from music_analytics.lib.core.raw_writer import RawWrite, raw_transaction
 from music_analytics.lib.core.warehouse import RAW_SCHEMA
 from music_analytics.lib.events.file_results import EventFileError, FileLoadResult
 from music_analytics.lib.events.known_files import FileDigest, loaded_content
@@ -36,6 +36,7 @@ from music_analytics.lib.events.validation import VALID_COLUMNS, event_validatio
 MAX_LINE_BYTES = 16 << 20  # MUSIC_ANALYTICS_EVENT_MAX_LINE_KB's default
 _LINES = "event_batch_lines"  # temp: the batch's lines as read, with their file
 _JUDGED = "event_batch_judged"  # temp: every non-blank line judged, numbered by rowid
+_LOADS = "event_batch_loads"  # temp, while files commit: each file's span and load id
 
 
 @dataclass(frozen=True)
@@ -154,99 +155,122 @@ def drop_batch(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"drop table if exists {_JUDGED}")
 
 
-class _Duplicate(Exception):  # noqa: N818 - ends a load's transaction, never escapes
-    def __init__(self, of: str):
-        super().__init__(of)
-        self.of = of
-
-
-def commit_file(
+def commit_files(
     conn: duckdb.DuckDBPyConnection,
-    file: PendingFile,
-    span: Span | None,
+    files: list[tuple[PendingFile, Span | None]],
     *,
     loaded_at: datetime | None = None,
-) -> FileLoadResult:
-    """One file of the judged batch as one raw transaction: its valid rows, its quarantined
-    lines, its load record and its days in the rebuild ledger. A file whose content loaded
-    meanwhile (another file of the same content, another process) is a `duplicate`.
+) -> list[FileLoadResult]:
+    """Files of the judged batch (each with its span) in one raw transaction, each its own
+    load: its load id, its valid rows, its quarantined lines, its load record and its days in
+    the rebuild ledger. A file whose content loaded meanwhile (another process) is a
+    `duplicate`. One commit and one insert per table for the lot (per file, they were a fifth
+    of a year's backfill); a file's rows land whole or not at all.
 
-    Raises EventFileError naming the file when the write fails; nothing of it is kept then.
+    Raises EventFileError when the write fails, naming the file when it is one; nothing of
+    any of them is kept then (the caller commits them one by one to find the one).
     """
-    path, sha = file.path, file.digest.sha256
-    try:
-        with raw_transaction(
-            conn,
-            "events",
-            loaded_at=loaded_at,
-            wrap_error=lambda exc: EventFileError(f"cannot load event file {path}: {exc}"),
-        ) as write:
-            previous = loaded_content(conn, [sha]).get(sha)
-            if previous is not None:
-                raise _Duplicate(previous)
-            return _insert_file(conn, write, file, span)
-    except _Duplicate as duplicate:
-        return FileLoadResult(str(path), "duplicate", sha, duplicate_of=duplicate.of)
+    named = (
+        str(files[0][0].path) if len(files) == 1 else f"{len(files)} files from {files[0][0].path}"
+    )
+    results: dict[str, FileLoadResult] = {}
+    with raw_transaction(
+        conn,
+        "events",
+        loaded_at=loaded_at,
+        wrap_error=lambda exc: EventFileError(f"cannot load event file {named}: {exc}"),
+    ) as write:
+        known = loaded_content(conn, [file.digest.sha256 for file, _ in files])
+        loads = []
+        for file, span in files:
+            sha = file.digest.sha256
+            if sha in known:
+                results[str(file.path)] = FileLoadResult(
+                    str(file.path), "duplicate", sha, duplicate_of=known[sha]
+                )
+            else:
+                load = write if not loads else write.another_load()
+                loads.append((load, file, span))
+        if loads:
+            results |= {r.source_file: r for r in _insert_files(conn, loads)}
+    return [results[str(file.path)] for file, _ in files]
 
 
-def _insert_file(conn, write, file: PendingFile, span: Span | None) -> FileLoadResult:
-    """The inserts of one file inside its transaction."""
-    rows_loaded = rows_quarantined = 0
-    days = []
-    lineage = [str(file.path), write.load_id, write.loaded_at]
-    if span is not None:
-        first, last = span
-        rows = f"from {_JUDGED} where line_number between {first} and {last}"
-        line_number = f"line_number - {first - 1}"
-        rows_loaded = conn.execute(
-            f"insert into {RAW_SCHEMA}.stream_events "
-            f"select {', '.join(VALID_COLUMNS)}, ?, {line_number}, ?, ? "
-            f"{rows} and error is null",
-            lineage,
-        ).fetchone()[0]
-        rows_quarantined = conn.execute(
-            f"insert into {RAW_SCHEMA}.stream_events_quarantine "
-            f"select ?, {line_number}, line, error_column, error, ?, ? "
-            f"{rows} and error is not null",
-            lineage,
-        ).fetchone()[0]
-        days = conn.execute(
-            "select coalesce(list(distinct stream_date order by stream_date), []) "
-            f"{rows} and error is null"
-        ).fetchone()[0]
-    if file.bad_lines is not None and file.bad_lines.stat().st_size:
-        bad = "'" + str(file.bad_lines).replace("'", "''") + "'"
-        rows_quarantined += conn.execute(
-            f"insert into {RAW_SCHEMA}.stream_events_quarantine "
-            "select ?, line_number, line, 'line', error, ?, ? from read_json("
-            f"{bad}, format = 'newline_delimited', columns = "
-            "{'line_number': 'BIGINT', 'line': 'VARCHAR', 'error': 'VARCHAR'})",
-            lineage,
-        ).fetchone()[0]
-    lines = rows_loaded + rows_quarantined
+def _insert_files(conn, loads: list[tuple[RawWrite, PendingFile, Span | None]]):
+    """The inserts of the files inside their transaction: one statement per raw table for all
+    of them (a statement per file cost twice as much), each row given its file's lineage
+    through the files' spans; their FileLoadResults."""
     conn.execute(
-        f"insert into {RAW_SCHEMA}.event_file_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            write.load_id,
-            str(file.path),
-            file.digest.sha256,
-            file.stat.st_size,
-            file.stat.st_mtime_ns,
-            lines,
-            rows_loaded,
-            rows_quarantined,
-            days,
-            write.loaded_at,
-        ],
+        f"create or replace temp table {_LOADS} (load_id varchar, source_file varchar, "
+        "first_line bigint, last_line bigint)"
     )
-    write.touch(days)
-    return FileLoadResult(
-        source_file=str(file.path),
-        status="loaded",
-        content_sha256=file.digest.sha256,
-        load_id=write.load_id,
-        lines=lines,
-        rows_loaded=rows_loaded,
-        rows_quarantined=rows_quarantined,
-        days_touched=list(days),
+    spans = [[w.load_id, str(f.path), *span] for w, f, span in loads if span is not None]
+    if spans:
+        conn.executemany(f"insert into {_LOADS} values (?, ?, ?, ?)", spans)
+    rows = f"from {_JUDGED} j join {_LOADS} l on j.line_number between l.first_line and l.last_line"
+    line_number = "j.line_number - (l.first_line - 1)"
+    loaded_at = loads[0][0].loaded_at
+    conn.execute(
+        f"insert into {RAW_SCHEMA}.stream_events "
+        f"select {', '.join('j.' + c for c in VALID_COLUMNS)}, l.source_file, {line_number}, "
+        f"l.load_id, ? {rows} where j.error is null",
+        [loaded_at],
     )
+    conn.execute(
+        f"insert into {RAW_SCHEMA}.stream_events_quarantine "
+        f"select l.source_file, {line_number}, j.line, j.error_column, j.error, l.load_id, ? "
+        f"{rows} where j.error is not null",
+        [loaded_at],
+    )
+    counted = {
+        load_id: (loaded, quarantined, days)
+        for load_id, loaded, quarantined, days in conn.execute(
+            "select l.load_id, count(*) filter (where j.error is null), "
+            "count(*) filter (where j.error is not null), coalesce(list(distinct j.stream_date "
+            f"order by j.stream_date) filter (where j.error is null), []) {rows} group by 1"
+        ).fetchall()
+    }
+    conn.execute(f"drop table {_LOADS}")
+    results = []
+    for write, file, _ in loads:
+        rows_loaded, rows_quarantined, days = counted.get(write.load_id, (0, 0, []))
+        lineage = [str(file.path), write.load_id, write.loaded_at]
+        if file.bad_lines is not None and file.bad_lines.stat().st_size:
+            bad = "'" + str(file.bad_lines).replace("'", "''") + "'"
+            rows_quarantined += conn.execute(
+                f"insert into {RAW_SCHEMA}.stream_events_quarantine "
+                "select ?, line_number, line, 'line', error, ?, ? from read_json("
+                f"{bad}, format = 'newline_delimited', columns = "
+                "{'line_number': 'BIGINT', 'line': 'VARCHAR', 'error': 'VARCHAR'})",
+                lineage,
+            ).fetchone()[0]
+        lines = rows_loaded + rows_quarantined
+        conn.execute(
+            f"insert into {RAW_SCHEMA}.event_file_loads values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                write.load_id,
+                str(file.path),
+                file.digest.sha256,
+                file.stat.st_size,
+                file.stat.st_mtime_ns,
+                lines,
+                rows_loaded,
+                rows_quarantined,
+                days,
+                write.loaded_at,
+            ],
+        )
+        write.touch(days)
+        results.append(
+            FileLoadResult(
+                source_file=str(file.path),
+                status="loaded",
+                content_sha256=file.digest.sha256,
+                load_id=write.load_id,
+                lines=lines,
+                rows_loaded=rows_loaded,
+                rows_quarantined=rows_quarantined,
+                days_touched=list(days),
+            )
+        )
+    return results

@@ -1,4 +1,5 @@
-"""Many event files in one call: skipped before reading, read in batches, committed per file."""
+"""Many event files in one call: skipped before reading, read and committed in batches, each
+file whole or not at all."""
 
 from __future__ import annotations
 
@@ -212,26 +213,25 @@ CHILD = """
 import os, signal, sys
 from pathlib import Path
 import duckdb
-from music_analytics.lib.events.files import load_event_files
+from music_analytics.lib.events import files
 
+files.BATCH_BYTES = int(sys.argv[2])
+if sys.argv[3] == "at-once":
+    os.environ["{crash_at}"] = "raw_load"
 conn = duckdb.connect(sys.argv[1])
-paths = [Path(p) for p in sys.argv[2:]]
-for path, result in load_event_files(conn, paths):
+paths = [Path(p) for p in sys.argv[4:]]
+for path, result in files.load_event_files(conn, paths):
     print(path.name, result.status, flush=True)
-    # the next file is killed inside its transaction, just before its commit
+    # the next batch is killed inside its transaction, just before its commit
     os.environ["{crash_at}"] = "raw_load"
 """
 
 
-def test_a_kill_between_two_files_keeps_the_first_and_the_next_run_loads_the_rest(tmp_path):
-    warehouse = tmp_path / "warehouse.duckdb"
-    paths = [
-        write_lines(tmp_path / f"day-{i}.ndjson", [event(100 * i + j) for j in range(50)])
-        for i in range(4)
-    ]
+def _killed_load(warehouse: Path, paths: list[Path], batch_bytes: int, when: str):
     env = {k: v for k, v in os.environ.items() if k != CRASH_AT}
     killed = subprocess.run(
         [sys.executable, "-c", CHILD.replace("{crash_at}", CRASH_AT), str(warehouse)]
+        + [str(batch_bytes), when]
         + [str(p) for p in paths],
         capture_output=True,
         text=True,
@@ -239,7 +239,40 @@ def test_a_kill_between_two_files_keeps_the_first_and_the_next_run_loads_the_res
         timeout=120,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert killed.stdout.split() == ["day-0.ndjson", "loaded"]
+    return killed.stdout.split()
+
+
+def _day_files(tmp_path: Path) -> list[Path]:
+    return [
+        write_lines(tmp_path / f"day-{i}.ndjson", [event(100 * i + j) for j in range(50)])
+        for i in range(4)
+    ]
+
+
+def test_a_kill_inside_a_batch_keeps_none_of_its_files_and_the_next_run_loads_them_once(
+    tmp_path,
+):
+    """The batch's four files commit together: killed before that commit, none is kept (no
+    file half-loaded), and the next run loads each once."""
+    warehouse, paths = tmp_path / "warehouse.duckdb", _day_files(tmp_path)
+    assert _killed_load(warehouse, paths, files.BATCH_BYTES, "at-once") == []
+    with duckdb.connect(str(warehouse)) as conn:
+        assert conn.execute("select count(*) from raw.stream_events").fetchone() == (0,)
+        assert conn.execute("select count(*) from raw.pending_rebuilds").fetchone() == (0,)
+        assert set(statuses(conn, paths).values()) == {"loaded"}
+        assert conn.execute(
+            "select count(*), count(distinct (source_file, line_number)), count(distinct load_id)"
+            " from raw.stream_events"
+        ).fetchone() == (200, 200, 4)
+        assert conn.execute(
+            "select count(distinct load_id), count(distinct day) from raw.pending_rebuilds"
+        ).fetchone() == (4, 1)
+
+
+def test_a_kill_between_two_batches_keeps_the_first_and_the_next_run_loads_the_rest(tmp_path):
+    warehouse, paths = tmp_path / "warehouse.duckdb", _day_files(tmp_path)
+    # a batch a file
+    assert _killed_load(warehouse, paths, 1, "after-one") == ["day-0.ndjson", "loaded"]
     with duckdb.connect(str(warehouse)) as conn:
         assert conn.execute(
             "select count(*), min(source_file) from raw.stream_events"
@@ -253,9 +286,36 @@ def test_a_kill_between_two_files_keeps_the_first_and_the_next_run_loads_the_res
         assert conn.execute(
             "select count(*), count(distinct (source_file, line_number)) from raw.stream_events"
         ).fetchone() == (200, 200)
-        assert (
-            conn.execute(
-                "select count(*), count(distinct load_id) from raw.pending_rebuilds"
-            ).fetchone()[1]
-            == 4
-        )
+        assert conn.execute(
+            "select count(distinct load_id) from raw.pending_rebuilds"
+        ).fetchone() == (4,)
+
+
+def test_a_file_whose_write_fails_is_rejected_alone_and_its_batch_commits(
+    conn, tmp_path, monkeypatch
+):
+    """The batch's transaction fails on one file's insert (here a DuckDB error injected for
+    it): the batch is committed again file by file, and only that file is rejected."""
+    from music_analytics.lib.events import file_batch
+
+    paths = [
+        write_lines(tmp_path / f"day-{i}.ndjson", [event(10 * i + j) for j in range(3)])
+        for i in range(4)
+    ]
+    insert = file_batch._insert_files
+
+    def failing(conn, loads):
+        if any(file.path.name == "day-2.ndjson" for _, file, _ in loads):
+            conn.execute("select error('disk full, say')")
+        return insert(conn, loads)
+
+    monkeypatch.setattr(file_batch, "_insert_files", failing)
+    results = outcomes(conn, paths)
+    error = results["day-2.ndjson"]
+    assert isinstance(error, EventFileError)
+    assert str(paths[2]) in str(error) and "disk full, say" in str(error)
+    assert [results[f"day-{i}.ndjson"].status for i in (0, 1, 3)] == ["loaded"] * 3
+    assert conn.execute(
+        "select count(*), count(distinct load_id) from raw.stream_events"
+    ).fetchone() == (9, 3)
+    assert conn.execute("select count(*) from raw.event_file_loads").fetchone() == (3,)
