@@ -48,6 +48,7 @@ LAST = FIRST + timedelta(days=DAYS - 1)
 RERUN_DAY = FIRST + timedelta(days=1)
 MARTS = sorted(daily_marts(DBT_PROJECT_DIR / "target" / "manifest.json"))
 RELATIVE_TOLERANCE = 1e-9
+SHORT_RUN_JVM = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m"
 
 
 def _write_inputs(settings: Settings) -> None:
@@ -73,6 +74,9 @@ def _build(tmp_path_factory, engine: str):
         "MUSIC_ANALYTICS_FILE_STABLE_SECONDS": "0",
         "MUSIC_ANALYTICS_RAW_LAYER_URI": "",
         "MUSIC_ANALYTICS_SPARK_WAREHOUSE_DIR": "",
+        # small data, many short queries: the quick JIT compiler alone is faster (6:35 against
+        # 7:20 for this module)
+        "MUSIC_ANALYTICS_SPARK_JAVA_OPTIONS": SHORT_RUN_JVM,
     }
     return module_home(tmp_path_factory, f"parity_{engine}", **env)
 
