@@ -6,8 +6,8 @@ test_spotify_marts written into raw as the poller writes them. Each home runs `r
 the same days, one with MUSIC_ANALYTICS_ENGINE=duckdb, one with spark (pyspark local[2]
 reading the raw Parquet layer the raw writer keeps), so both go through the real pipeline:
 raw layer sync, one dbt build with its tests, the exports and bi.duckdb. Then every mart is
-compared row by row (floats within a relative 1e-9), and a day rebuilt on Spark must give the
-same rows again (insert_overwrite of its partition).
+compared row by row (floats within a relative 1e-9), and a day rebuilt on Spark, after a run of
+it was SIGKILLed inside dbt, must give the same rows again (insert_overwrite of its partition).
 
 Needs Java for pyspark: skipped when `java` is missing outside CI; in CI (`CI=true`, where
 .ci/run installs openjdk-17-jre-headless) it runs or fails.
@@ -16,6 +16,9 @@ Needs Java for pyspark: skipped when `java` is missing outside CI; in CI (`CI=tr
 import math
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +27,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from music_analytics.lib.core.crash_points import CRASH_AT
 from music_analytics.lib.core.exports import connect_bi_database
 from music_analytics.lib.core.manifest import daily_marts
 from music_analytics.lib.core.mart_tables import open_marts, spark_mart_folders
@@ -200,14 +204,29 @@ def test_exports_have_the_same_layout_and_rows(duckdb_home, spark_home):
     assert counts(spark_settings) == counts(duckdb_home)
 
 
-def test_a_day_rebuilt_on_spark_gives_the_same_rows(duckdb_home, spark_home):
-    """A re-run of one day replaces that day's partitions (insert_overwrite) with the same
-    rows: nothing lost or doubled, the other days untouched; the raw layer keeps its files
-    (its tables are re-declared on each run)."""
+def _killed_refresh_on_spark(day: date) -> None:
+    """`music-analytics refresh` of `day` in its own session, SIGKILLed (with dbt and its
+    Spark JVM) after dbt's first result, while dbt-on-Spark builds the rest."""
+    env = {**os.environ, CRASH_AT: "dbt"}
+    killed = subprocess.run(
+        [sys.executable, "-m", "music_analytics.cli", "refresh", "--start", str(day), "--end",
+         str(day)],
+        env=env, capture_output=True, text=True, timeout=600, start_new_session=True,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+
+
+def test_a_day_rebuilt_on_spark_after_a_kill_gives_the_same_rows(duckdb_home, spark_home):
+    """A re-run of one day, first SIGKILLed inside dbt's Spark build (some of its partitions
+    overwritten, the Derby metastore of the dead session left behind), then run again: it
+    replaces that day's partitions (insert_overwrite) with the same rows, nothing lost or
+    doubled, the other days untouched; the raw layer keeps its files (its tables are
+    re-declared on each run)."""
     spark_settings, instance = spark_home
     raw_files = sorted(Path(spark_settings.raw_layer_uri).glob("*/date=*/*.parquet"))
     before = spark_marts(spark_settings)
     started = datetime.now()
+    _killed_refresh_on_spark(RERUN_DAY)
     summary = refresh(RERUN_DAY, RERUN_DAY, settings=spark_settings, instance=instance)
     assert summary.exit_code == 0
     assert summary.days_built == [RERUN_DAY]
