@@ -75,7 +75,7 @@ class RawWrite:
 
     def another_load(self) -> RawWrite:
         """A further load in this transaction (the next file of a batch): its own load id and
-        days, in the ledger at the same commit, so many loads cost one commit."""
+        days, in the ledger at the same commit."""
         load = RawWrite(self.conn, self.source, new_load_id(self.loaded_at), self.loaded_at)
         self.more.append(load)
         return load

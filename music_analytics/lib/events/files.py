@@ -9,8 +9,9 @@
    per batch, and every line is judged inside the engine (file_batch.py);
 3. each batch's files then commit in one raw transaction, each as its own load: either all
    of a file's valid rows, its quarantined lines, its load record and its days in the rebuild
-   ledger land, or nothing of it does (one commit per batch, not per file: 365 commits were
-   a fifth of a year's backfill). A crash between two batches keeps the first; the next run
+   ledger land, or nothing of it does (one insert per raw table and one commit per batch:
+   per file, they took the year's 365 files from 60 s to 90 s). A crash between two batches
+   keeps the first; the next run
    skips its files and loads the rest. A batch whose write fails commits file by file, so
    only the file that cannot be written is rejected.
 
