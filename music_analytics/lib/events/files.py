@@ -11,9 +11,8 @@
    of a file's valid rows, its quarantined lines, its load record and its days in the rebuild
    ledger land, or nothing of it does (one insert per raw table and one commit per batch:
    per file, they took the year's 365 files from 60 s to 90 s). A crash between two batches
-   keeps the first; the next run
-   skips its files and loads the rest. A batch whose write fails commits file by file, so
-   only the file that cannot be written is rejected.
+   keeps the first; the next run skips its files and loads the rest. A batch whose write
+   fails commits file by file, so only the file that cannot be written is rejected.
 
 A file the fast read cannot take whole (a line over the length cap, one not UTF-8, a NUL byte,
 a JSON array) is read line by line instead (careful_read.py): its bad lines are quarantined
