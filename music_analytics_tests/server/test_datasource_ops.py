@@ -156,8 +156,9 @@ def test_the_scope_is_needed(server, tokens):
 
 def test_two_worker_processes_answer_alike_and_share_the_jobs(home, server, tokens, tmp_path):
     """`serve --workers 2` (one per core, as the README deploys it): both processes build a
-    snapshot and answer the same, a job accepted by one is seen by the other, and SIGTERM
-    takes every process and snapshot with it."""
+    snapshot and answer the same, a job accepted by one is seen by the other, a SIGKILLed
+    worker is replaced while the other answers, and SIGTERM takes every process and snapshot
+    with it."""
     import psutil
 
     expected = _tracks(server.url, tokens)
@@ -176,6 +177,28 @@ def test_two_worker_processes_answer_alike_and_share_the_jobs(home, server, toke
         answer = _delete(pair.url, tokens, "user_id = 'nobody-at-all'").json()
         jobs = [_wait_job(pair.url, tokens, answer["job_id"]) for _ in range(12)]
         assert {(j["status"], j["rows_affected"]) for j in jobs} == {("done", 0)}
+        # SIGKILL one worker: the other answers meanwhile, uvicorn starts a replacement, and
+        # the replacement removes the dead worker's snapshot folder.
+        owners = {
+            int(o.read_text().split()[0]): o.parent
+            for o in temp.glob("music-analytics-serve-*/owner")
+        }
+        assert set(owners) <= {w.pid for w in workers} and len(owners) == 2
+        victim_pid, dead_folder = sorted(owners.items())[0]
+        victim = psutil.Process(victim_pid)
+        victim.kill()
+        victim.wait(timeout=30)
+        assert _tracks(pair.url, tokens) == expected
+        deadline = time.monotonic() + 120
+        while dead_folder.exists() or len(list(temp.glob("music-analytics-serve-*"))) < 2:
+            assert time.monotonic() < deadline, list(temp.rglob("*"))
+            time.sleep(0.2)
+        workers = psutil.Process(pair.process.pid).children()
+        assert victim.pid not in {w.pid for w in workers} and len(workers) >= 2
+        while len(list(temp.glob("music-analytics-serve-*/snapshot-*.duckdb"))) < 2:
+            assert time.monotonic() < deadline, list(temp.rglob("*"))
+            time.sleep(0.2)
+        assert all(_tracks(pair.url, tokens) == expected for _ in range(8))
     finally:
         pair.stop()
     _, alive = psutil.wait_procs(workers, timeout=30)
