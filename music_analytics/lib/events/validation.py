@@ -155,15 +155,17 @@ def event_validation_sql(lines_relation: str) -> str:
         for name, kind in EVENT_FIELDS
         if kind == "timestamp"
     )
+    # The checks run once, naming the first bad field; its message is built only for the
+    # lines that have one (most have none).
     error_column = ["when not is_object then 'line'"]
     error = [
-        "when not is_json then 'malformed JSON'",
-        "when not is_object then 'expected a JSON object, got ' || left(line, 60)",
+        "when 'line' then case when not is_json then 'malformed JSON' "
+        "else 'expected a JSON object, got ' || left(line, 60) end",
     ]
     for name, kind in EVENT_FIELDS:
         bad, msg = _field_check(name, kind)
         error_column.append(f"when {bad} then '{name}'")
-        error.append(f"when {bad} then {msg}")
+        error.append(f"when '{name}' then {msg}")
     typed = {
         name: {"string": f"v_{name}", "timestamp": f"t_{name}"}.get(
             kind, f"try_cast(v_{name} as integer)"
@@ -194,12 +196,15 @@ decoded as (
 ),
 timed as (
     select *, {times} from decoded
+),
+checked as (
+    select *, case {" ".join(error_column)} end as error_column from timed
 )
 select
     line_number,
     line,
-    case {" ".join(error_column)} end as error_column,
-    case {" ".join(error)} end as error,
+    error_column,
+    case when error_column is not null then case error_column {" ".join(error)} end end as error,
     {typed_sql}
-from timed
+from checked
 """
