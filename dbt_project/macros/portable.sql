@@ -86,3 +86,22 @@
 {% macro spark__minus_milliseconds(timestamp, milliseconds) -%}
     timestampadd(millisecond, -({{ milliseconds }}), {{ timestamp }})
 {%- endmacro %}
+
+
+{#- The ORDER BY that stores a mart's rows in the order of its day (or month) column. DuckDB
+    keeps a table's rows in the order they were inserted, and each row group (about 122,880
+    rows) carries min/max statistics. A backfill's rows in day order give each row group a few
+    days, so a later build or query of one day reads that day's row groups only; unsorted,
+    every row group of a year's backfill spans the whole year (a query of 8 days of a year's
+    fct_streams: 109 MB of memory unsorted, 20 MB sorted). Spark's marts are partitioned by
+    that column already: nothing there. -#}
+{% macro in_day_order(column) -%}
+    {{ return(adapter.dispatch('in_day_order')(column)) }}
+{%- endmacro %}
+
+{% macro duckdb__in_day_order(column) -%}
+    order by {{ column }}
+{%- endmacro %}
+
+{% macro spark__in_day_order(column) -%}
+{%- endmacro %}

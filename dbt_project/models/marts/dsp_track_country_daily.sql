@@ -28,3 +28,4 @@ final as (
 )
 
 select * from final
+{{ in_day_order('report_date') }}

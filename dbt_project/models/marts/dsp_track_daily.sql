@@ -55,3 +55,4 @@ final as (
 )
 
 select * from final
+{{ in_day_order('report_date') }}

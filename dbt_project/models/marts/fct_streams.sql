@@ -83,3 +83,4 @@ unioned as (
 )
 
 select * from unioned
+{{ in_day_order('stream_date') }}

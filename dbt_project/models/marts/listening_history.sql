@@ -109,3 +109,4 @@ final as (
 )
 
 select * from final
+{{ in_day_order('stream_date') }}

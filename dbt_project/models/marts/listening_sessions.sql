@@ -20,3 +20,4 @@ sessions as (
 
 select * from sessions
 where {{ partition_window('stream_date') }}
+{{ in_day_order('stream_date') }}

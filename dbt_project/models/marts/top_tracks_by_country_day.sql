@@ -36,3 +36,4 @@ final as (
 )
 
 select * from final
+{{ in_day_order('stream_date') }}

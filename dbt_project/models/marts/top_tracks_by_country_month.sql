@@ -54,3 +54,4 @@ final as (
 )
 
 select * from final
+{{ in_day_order('month') }}

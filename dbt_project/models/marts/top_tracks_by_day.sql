@@ -38,3 +38,4 @@ final as (
 )
 
 select * from final
+{{ in_day_order('stream_date') }}

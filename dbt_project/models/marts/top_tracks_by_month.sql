@@ -60,3 +60,4 @@ final as (
 )
 
 select * from final
+{{ in_day_order('month') }}
