@@ -250,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_raw_layer_sync(args: argparse.Namespace) -> int:
     """Exit status: 0 the layer matches the raw tables; 1 it cannot be written (one line)."""
     from music_analytics.lib.core.raw_layer import sync_with_settings
-    from music_analytics.lib.core.raw_layer_store import RawLayerError
+    from music_analytics.lib.core.raw_layer_names import RawLayerError
 
     settings = Settings.from_env()
     settings.ensure_folders()

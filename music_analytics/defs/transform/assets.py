@@ -46,7 +46,7 @@ from music_analytics.lib.core.manifest import following_days, models_by_rebuild_
 from music_analytics.lib.core.mart_tables import open_marts
 from music_analytics.lib.core.plans import BuildPlan, days_between, outside_message, plan_build
 from music_analytics.lib.core.raw_layer import sync_before_build
-from music_analytics.lib.core.raw_layer_store import RawLayerError
+from music_analytics.lib.core.raw_layer_names import RawLayerError
 from music_analytics.lib.core.rebuild_ledger import PendingRebuilds, clear_pending, read_pending
 from music_analytics.lib.core.warehouse import ensure_raw_tables
 

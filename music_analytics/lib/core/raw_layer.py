@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import duckdb
@@ -37,17 +38,15 @@ from music_analytics.lib.core.raw_layer_ledger import (
     note_synced_root,
     read_layer_changes,
 )
-from music_analytics.lib.core.raw_layer_store import (
-    TEMP_PREFIX,
-    URI_SETTING,
-    LayerStore,
-    RawLayerError,
-)
+from music_analytics.lib.core.raw_layer_names import TEMP_PREFIX, URI_SETTING, RawLayerError
 from music_analytics.lib.core.raw_writer import utc_now
 from music_analytics.lib.core.rebuild_ledger import SOURCE_TABLE_DAYS
 from music_analytics.lib.core.settings import Settings
 from music_analytics.lib.core.warehouse import RAW_SCHEMA, ensure_raw_tables
 from music_analytics.lib.core.warehouse_file import connect_warehouse
+
+if TYPE_CHECKING:
+    from music_analytics.lib.core.raw_layer_store import LayerStore
 
 MARKER = "_raw_layer.json"  # at the root: when the whole layer was last synced
 _FETCH_KEY = "'fetched-' || strftime(fetched_at, '%Y%m%dT%H%M%S%f')"
@@ -309,6 +308,8 @@ def sync_raw_layer(
     the small tables' changed days), or every day and the whole listing when `whole` or the
     root was never synced whole. Raises RawLayerError (one line) when the layer cannot be
     written; the queue then stays for the next sync."""
+    from music_analytics.lib.core.raw_layer_store import LayerStore  # pyarrow: only to write
+
     store = LayerStore.open(uri)
     changes = read_layer_changes(conn)
     whole = whole or not is_synced_root(conn, store.root)

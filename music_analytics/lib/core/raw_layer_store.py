@@ -13,7 +13,6 @@ sees half a file. Every filesystem error becomes one RawLayerError line naming t
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -24,19 +23,12 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from music_analytics.lib.core.crash_points import crash_point
-
-URI_SETTING = "MUSIC_ANALYTICS_RAW_LAYER_URI"
-TEMP_PREFIX = "_tmp-"  # a leading `_`: Spark and Hive skip the file
-_USERINFO = re.compile(r"(?<=://)[^/@:]*:[^/@]*@")  # user:secret@, not abfs' container@
-
-
-class RawLayerError(RuntimeError):
-    """The raw layer cannot be read or written; the message names the setting and the fix."""
-
-
-def redacted(uri: str) -> str:
-    """The URI without a `user:secret@` part, for messages and the files ledger."""
-    return _USERINFO.sub("***@", uri)
+from music_analytics.lib.core.raw_layer_names import (
+    TEMP_PREFIX,
+    URI_SETTING,
+    RawLayerError,
+    redacted,
+)
 
 
 def _first_line(exc: BaseException) -> str:
